@@ -1,0 +1,34 @@
+# Two entry points: `make demo` and `make test`. Both build .venv from nothing.
+# torch==2.13.0 goes in first: it is a CPU build on this machine's disk, and the
+# package's own `torch>=2.4` is then already satisfied (no multi-GB CUDA download).
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+
+.PHONY: install demo test test-all lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: install
+	$(BIN)/trainlab train examples/mnist_mlp_dropout.yaml
+
+test: install
+	$(BIN)/pytest
+
+test-all: install
+	$(BIN)/pytest -m ''
+
+lint: install
+	$(BIN)/ruff check src tests bench
+
+bench: install
+	$(BIN)/python bench/parity.py
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,228 @@
+"""The recipe: typed, validated configuration of one experiment.
+
+A recipe has four sections — `data`, `model`, `train`, `techniques` — and, with a seed,
+fully determines a run. Named components (dataset, model, optimizer, loss, schedule,
+technique) are written either as a bare name (`optimizer: adam`) or as a mapping with
+a `name` and that component's parameters (`optimizer: {name: sgd, momentum: 0.9}`);
+the parameters are validated against the component's registry entry.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from trainlab.config.base import StrictModel
+from trainlab.errors import RecipeError
+from trainlab.registry import Registry, format_validation_error
+
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def check_safe_name(name: str, what: str = "run name") -> str:
+    """Return `name` if it is a single safe path component, else raise ValueError.
+
+    Run and study names become directory names; this keeps them inside the run folder.
+    """
+    if not SAFE_NAME.match(name) or ".." in name:
+        raise ValueError(
+            f"{what} {name!r} is not allowed: use letters, digits, '.', '_' or '-' "
+            "(no '/', no '..', not starting with '.'), at most 128 characters"
+        )
+    return name
+
+
+class Spec(BaseModel):
+    """A named component plus its parameters, validated against a registry entry."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=False)
+    registry_getter: ClassVar[Callable[[], Registry]]
+
+    name: str
+    _params: BaseModel | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"name": value}
+        return value
+
+    @model_validator(mode="after")
+    def _validate_params(self) -> Spec:
+        registry = type(self).registry_getter()
+        if self.name not in registry:
+            raise ValueError(registry.unknown_message(self.name))
+        entry = registry.get(self.name)
+        try:
+            self._params = entry.params(**(self.model_extra or {}))
+        except ValidationError as exc:
+            raise ValueError(format_validation_error(exc, nested=True)) from None
+        return self
+
+    @property
+    def params(self) -> BaseModel:
+        """The validated parameter model of this component."""
+        assert self._params is not None
+        return self._params
+
+    @property
+    def entry(self):
+        """The registry entry this spec names."""
+        return type(self).registry_getter().get(self.name)
+
+
+def _datasets() -> Registry:
+    from trainlab.data.datasets import DATASETS
+
+    return DATASETS
+
+
+def _models() -> Registry:
+    from trainlab.models.registry import MODELS
+
+    return MODELS
+
+
+def _optimizers() -> Registry:
+    from trainlab.optim.optimizers import OPTIMIZERS
+
+    return OPTIMIZERS
+
+
+def _losses() -> Registry:
+    from trainlab.optim.losses import LOSSES
+
+    return LOSSES
+
+
+def _schedules() -> Registry:
+    from trainlab.optim.schedules import SCHEDULES
+
+    return SCHEDULES
+
+
+def _techniques() -> Registry:
+    from trainlab.techniques.registry import TECHNIQUES
+
+    return TECHNIQUES
+
+
+class DatasetSpec(Spec):
+    """`data.dataset`: a registered dataset and its options (e.g. a CSV path)."""
+
+    registry_getter = staticmethod(_datasets)
+
+
+class ModelSpec(Spec):
+    """`model`: a registered architecture and its hyper-parameters."""
+
+    registry_getter = staticmethod(_models)
+
+
+class OptimizerSpec(Spec):
+    """`train.optimizer`: a registered optimizer; lr and weight decay live in `train`."""
+
+    registry_getter = staticmethod(_optimizers)
+
+
+class LossSpec(Spec):
+    """`train.loss`: a registered loss function and its options."""
+
+    registry_getter = staticmethod(_losses)
+
+
+class ScheduleSpec(Spec):
+    """`train.schedule`: a learning-rate schedule, its interval and warm-up."""
+
+    registry_getter = staticmethod(_schedules)
+
+
+class TechniqueSpec(Spec):
+    """One entry of `techniques`: a registered technique and its options."""
+
+    registry_getter = staticmethod(_techniques)
+
+
+class PreprocessingConfig(StrictModel):
+    """`data.preprocessing`: transforms fitted on the training split only."""
+
+    scale: Literal["none", "standard", "minmax"] = "none"
+
+
+class DataConfig(StrictModel):
+    """`data`: which dataset, how it is split and preprocessed."""
+
+    dataset: DatasetSpec
+    test_size: float = Field(0.2, gt=0, lt=1)
+    val_size: float = Field(0.1, gt=0, lt=1)
+    split_seed: int = 0
+    preprocessing: PreprocessingConfig = PreprocessingConfig()
+
+
+class TrainConfig(StrictModel):
+    """`train`: loss, optimizer, schedule, epochs, batch size, seed and device."""
+
+    epochs: int = Field(10, gt=0)
+    batch_size: int = Field(32, gt=0)
+    eval_batch_size: int = Field(1024, gt=0)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    decay_norm_and_bias: bool = True
+    optimizer: OptimizerSpec = OptimizerSpec(name="adam")
+    loss: LossSpec | None = None
+    schedule: ScheduleSpec = ScheduleSpec(name="constant")
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = Field(None, gt=0)
+    deterministic: bool = True
+
+    @field_validator("device")
+    @classmethod
+    def _check_device(cls, value: str) -> str:
+        if value not in ("auto", "cpu", "mps") and not re.match(r"^cuda(:\d+)?$", value):
+            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps (got {value!r})")
+        return value
+
+
+class Recipe(StrictModel):
+    """A whole experiment: data, model, training and techniques."""
+
+    name: str = "run"
+    description: str = ""
+    data: DataConfig
+    model: ModelSpec
+    train: TrainConfig = TrainConfig()
+    techniques: list[TechniqueSpec] = []
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return check_safe_name(value, "recipe name")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (what YAML holds), with every default filled in."""
+        return self.model_dump(mode="json")
+
+
+def validate_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:
+    """Validate a plain mapping into a Recipe; RecipeError naming every bad key."""
+    if not isinstance(data, dict):
+        raise RecipeError(
+            f"{source}: a recipe must be a mapping of sections, got {type(data).__name__}"
+        )
+    try:
+        return Recipe(**data)
+    except ValidationError as exc:
+        raise RecipeError(f"{source}: {format_validation_error(exc)}") from None

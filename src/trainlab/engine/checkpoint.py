@@ -1,0 +1,229 @@
+"""Atomic, safe checkpoints: weights as safetensors, training state via weights-only torch.
+
+A checkpoint is a directory `checkpoints/epoch-NNNN/` written under a temporary name and
+renamed into place, then named in `checkpoints/latest` (itself replaced atomically), so a
+kill at any instant leaves the previous checkpoint whole. Nothing here unpickles: the
+training state is loaded with `torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_model, save_model
+
+from trainlab.engine.state import State
+from trainlab.engine.technique import Technique
+from trainlab.errors import RunError
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so readers see either the old file or the new one, whole."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Text variant of `atomic_write_bytes` (UTF-8)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_weights(model: torch.nn.Module, path: Path) -> None:
+    """Write the model's weights as safetensors, atomically."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    save_model(model, str(tmp))
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def load_weights(model: torch.nn.Module, path: Path, device: str | torch.device = "cpu") -> None:
+    """Load safetensors weights into `model`; a clear RunError if they do not fit."""
+    if not Path(path).is_file():
+        raise RunError(f"weights file '{path}' not found; was the run trained to an epoch end?")
+    try:
+        missing, unexpected = load_model(model, str(path), strict=False, device=str(device))
+    except Exception as exc:  # safetensors raises several types for corrupt files
+        raise RunError(f"cannot read weights '{path}': {exc}") from None
+    if missing or unexpected:
+        raise RunError(
+            f"weights '{path}' do not match the model built from the recipe "
+            f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})"
+        )
+
+
+def rng_state() -> dict[str, Any]:
+    """Every random generator training draws from, as tensors and plain numbers."""
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": _python_random_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _python_random_state() -> list:
+    version, internal, gauss = random.getstate()
+    return [version, list(internal), gauss]
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `rng_state()` captured."""
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(
+        (
+            "MT19937",
+            n["keys"].numpy().astype(np.uint32),
+            n["pos"],
+            n["has_gauss"],
+            n["cached_gaussian"],
+        )
+    )
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def training_state(state: State, techniques: list[Technique]) -> dict[str, Any]:
+    """Everything besides the weights that a resumed fit needs to continue identically."""
+    return {
+        "optimizer": state.optimizer.state_dict(),
+        "schedule": state.schedule.state_dict() if state.schedule is not None else None,
+        "grad_scaler": state.grad_scaler.state_dict() if state.grad_scaler is not None else None,
+        "rng": rng_state(),
+        "techniques": {f"{i}:{type(t).__name__}": t.state_dict() for i, t in enumerate(techniques)},
+        "engine": {"epoch": state.epoch, "step": state.step, "history": state.history},
+    }
+
+
+def restore_training_state(
+    state: State, techniques: list[Technique], saved: dict[str, Any]
+) -> None:
+    """Load `training_state()` output back into a freshly built fit."""
+    state.optimizer.load_state_dict(saved["optimizer"])
+    if state.schedule is not None and saved.get("schedule") is not None:
+        state.schedule.load_state_dict(saved["schedule"])
+    if state.grad_scaler is not None and saved.get("grad_scaler") is not None:
+        state.grad_scaler.load_state_dict(saved["grad_scaler"])
+    for i, technique in enumerate(techniques):
+        key = f"{i}:{type(technique).__name__}"
+        if key in saved["techniques"]:
+            technique.load_state_dict(saved["techniques"][key])
+    engine = saved["engine"]
+    state.epoch, state.step = int(engine["epoch"]), int(engine["step"])
+    state.history = list(engine["history"])
+    set_rng_state(saved["rng"])
+
+
+class CheckpointStore:
+    """The `checkpoints/` folder of a run: write atomically, find and read the latest."""
+
+    def __init__(self, root: Path, keep: int = 1) -> None:
+        self.root = Path(root)
+        self.keep = keep
+
+    def latest(self) -> Path | None:
+        """The directory of the newest complete checkpoint, or None."""
+        pointer = self.root / "latest"
+        if not pointer.is_file():
+            return None
+        path = self.root / pointer.read_text().strip()
+        return (
+            path
+            if (path / "model.safetensors").is_file() and (path / "state.pt").is_file()
+            else None
+        )
+
+    def save(self, model: torch.nn.Module, train_state: dict[str, Any], epoch: int) -> Path:
+        """Write checkpoint `epoch` whole, point `latest` at it, drop older ones."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        name = f"epoch-{epoch:04d}"
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.root))
+        try:
+            save_model(model, str(tmp / "model.safetensors"))
+            with open(tmp / "state.pt", "wb") as f:
+                torch.save(train_state, f)
+                f.flush()
+                os.fsync(f.fileno())
+            final = self.root / name
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _fsync_dir(self.root)
+        atomic_write_text(self.root / "latest", name)
+        self._prune(keep_name=name)
+        return final
+
+    def _prune(self, keep_name: str) -> None:
+        done = sorted(p for p in self.root.glob("epoch-*") if p.is_dir() and p.name != keep_name)
+        for old in done[: max(0, len(done) - (self.keep - 1))]:
+            shutil.rmtree(old, ignore_errors=True)
+        for stale in self.root.glob(".epoch-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+
+    def load_state(self, path: Path) -> dict[str, Any]:
+        """Read a checkpoint's training state without unpickling arbitrary objects."""
+        try:
+            return torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise RunError(f"checkpoint '{path}' cannot be read safely: {exc}") from None
+
+
+class Checkpointer(Technique):
+    """Engine callback: after every epoch, save a resumable checkpoint of the fit."""
+
+    order = 1000
+
+    def __init__(self, store: CheckpointStore, techniques: list[Technique], on_save=None) -> None:
+        self.store = store
+        self.techniques = techniques
+        self.on_save = on_save
+
+    def on_epoch_end(self, state: State) -> None:
+        path = self.store.save(state.model, training_state(state, self.techniques), state.epoch)
+        if self.on_save is not None:
+            self.on_save(state, path)

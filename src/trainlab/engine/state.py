@@ -1,0 +1,44 @@
+"""The mutable state of one fit, shared by the engine and the techniques."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainlab.engine.events import StopReason
+
+
+@dataclass
+class State:
+    """Everything a technique may read or change during a fit.
+
+    Techniques change training by replacing fields: `batch` (inputs, targets) at
+    BATCH_START, `loss` at AFTER_LOSS, `skip_step` to accumulate gradients, `loss_fn` to
+    change how the loss is computed, `autocast_dtype` for mixed precision.
+    """
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    loss_fn: nn.Module
+    device: torch.device
+    max_epochs: int
+    schedule: Any = None
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps taken (batches seen)
+    batch_index: int = 0  # within the epoch
+    batch: tuple[torch.Tensor, torch.Tensor] | None = None
+    outputs: torch.Tensor | None = None
+    loss: torch.Tensor | None = None
+    skip_step: bool = False
+    autocast_dtype: torch.dtype | None = None
+    grad_scaler: Any = None
+    eval_split: str = ""
+    eval_metrics: dict[str, float] = field(default_factory=dict)
+    epoch_metrics: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+    stop_reason: StopReason | None = None
+    stop_message: str = ""
+    extras: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,163 @@
+"""Using a saved run without training: load, predict, evaluate, read inputs from files."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainlab import setup
+from trainlab.data.batching import TensorBatches
+from trainlab.data.preprocess import Preprocessor
+from trainlab.engine.checkpoint import load_weights
+from trainlab.engine.loop import Engine
+from trainlab.engine.metrics import predictions, scores
+from trainlab.engine.state import State
+from trainlab.errors import DataError, RunError
+from trainlab.runs import Run
+from trainlab.store.rundir import RunDir
+from trainlab.tasks import TaskInfo
+
+
+class Predictor:
+    """A trained model with its preprocessing, ready to predict raw inputs."""
+
+    def __init__(
+        self,
+        run: Run,
+        model: torch.nn.Module,
+        info: TaskInfo,
+        pre: Preprocessor,
+        device: torch.device,
+    ) -> None:
+        self.run = run
+        self.model = model
+        self.info = info
+        self.preprocessor = pre
+        self.device = device
+
+    def _prepare(self, x: Any) -> torch.Tensor:
+        arr = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float32)
+        shape = self.info.input_shape
+        n_features = math.prod(shape)
+        if arr.ndim == len(shape):  # a single sample
+            arr = arr[None]
+        if arr.shape[1:] != shape:
+            per_row = math.prod(arr.shape[1:]) if arr.ndim > 1 else 1
+            if arr.ndim >= 2 and per_row == n_features:
+                arr = arr.reshape((len(arr), *shape))
+            else:
+                raise DataError(
+                    f"input has {per_row} features per row (shape {tuple(arr.shape[1:])}); "
+                    f"the model expects {n_features} (shape {shape})"
+                )
+        if not np.isfinite(arr).all():
+            raise DataError("input contains NaN or infinite values; clean or impute them first")
+        arr = self.preprocessor.transform(arr)
+        return torch.as_tensor(arr, dtype=torch.float32, device=self.device)
+
+    @torch.no_grad()
+    def outputs(self, x: Any, batch_size: int = 1024) -> torch.Tensor:
+        """Raw model outputs (logits or regression values) for raw input rows."""
+        xt = self._prepare(x)
+        self.model.eval()
+        return torch.cat(
+            [self.model(xt[i : i + batch_size]) for i in range(0, len(xt), batch_size)]
+        )
+
+    def predict(self, x: Any) -> np.ndarray:
+        """Class indices for classification, values for regression."""
+        return predictions(self.outputs(x), self.info.target_kind).cpu().numpy()
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        """Class probabilities, shape (N, n_classes); classification only."""
+        if self.info.target_kind == "regression":
+            raise DataError("predict_proba is for classification runs; use predict")
+        p = scores(self.outputs(x), self.info.target_kind)
+        return np.stack([1 - p, p], axis=1) if p.ndim == 1 else p
+
+    def evaluate(self, split: str = "test") -> dict[str, float]:
+        """Metrics on a split of the run's own dataset, rebuilt exactly as in training."""
+        if split not in ("train", "val", "test"):
+            raise DataError(f"split must be train, val or test (got {split!r})")
+        recipe = self.run.recipe
+        data = setup.load_dataset(recipe)
+        from trainlab.data.splits import canonical_split
+
+        splits = canonical_split(
+            data, recipe.data.test_size, recipe.data.val_size, recipe.data.split_seed
+        )
+        part = getattr(splits, split)
+        xt, yt = setup.to_tensors(
+            self.preprocessor.transform(part.X), part.y, self.info, self.device
+        )
+        loss_fn = setup.build_loss_fn(recipe, data.task, self.info)
+        state = State(self.model, optimizer=None, loss_fn=loss_fn, device=self.device, max_epochs=0)
+        engine = Engine(state, [], None, None, [], self.info.target_kind)
+        return engine.evaluate(split, TensorBatches(xt, yt, recipe.train.eval_batch_size))
+
+
+def load(run_dir: str | Path, device: str = "cpu") -> Predictor:
+    """Load a finished (or last-good) run for prediction — no training, nothing unpickled."""
+    run = Run.open(run_dir)
+    rd = RunDir(run.run_dir)
+    if not rd.weights.is_file():
+        raise RunError(f"'{rd.path}' has no model.safetensors yet; train it to the end of an epoch")
+    info = TaskInfo.from_dict(rd.read_json("data.json"))
+    pre = Preprocessor.from_state_dict(rd.read_json("preprocess.json"))
+    dev = torch.device(device)
+    model = setup.build_model(run.recipe, info).to(dev)
+    load_weights(model, rd.weights, dev)
+    model.eval()
+    return Predictor(run, model, info, pre, dev)
+
+
+def read_inputs(path: str | Path) -> np.ndarray:
+    """Read prediction inputs from .npy, .npz (array 'x', 'X' or the only one) or .csv."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"input file '{path}' not found")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                keys = list(z.keys())
+                key = next(
+                    (k for k in ("x", "X", "inputs") if k in keys),
+                    keys[0] if len(keys) == 1 else None,
+                )
+                if key is None:
+                    raise DataError(f"'{path}' holds arrays {keys}; name the inputs 'x'")
+                return z[key]
+        if suffix in (".csv", ".tsv", ".txt"):
+            return _read_numeric_csv(path, "\t" if suffix == ".tsv" else ",")
+    except ValueError as exc:
+        raise DataError(f"cannot read '{path}': {exc}") from None
+    raise DataError(f"input file '{path}': unsupported type '{suffix}'; use .npy, .npz or .csv")
+
+
+def _read_numeric_csv(path: Path, delimiter: str) -> np.ndarray:
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if not lines:
+        raise DataError(f"'{path}' is empty")
+    first = lines[0].split(delimiter)
+    try:
+        [float(v) for v in first]
+        body = lines
+    except ValueError:
+        body = lines[1:]  # a header row
+    rows = []
+    for i, line in enumerate(body, start=len(lines) - len(body) + 1):
+        try:
+            rows.append([float(v) if v.strip() else float("nan") for v in line.split(delimiter)])
+        except ValueError:
+            raise DataError(f"'{path}' line {i}: non-numeric value in '{line[:60]}'") from None
+    widths = {len(r) for r in rows}
+    if len(widths) != 1:
+        raise DataError(f"'{path}': rows have different numbers of columns {sorted(widths)}")
+    return np.asarray(rows, dtype=np.float32)

@@ -1,0 +1,120 @@
+"""Turning a recipe into the parts of a fit: data tensors, model, loss, optimizer, schedule.
+
+Shared by training, evaluation and prediction so a saved run is rebuilt exactly as it
+was trained.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from trainlab.config.schema import LossSpec, Recipe
+from trainlab.data.arrays import ArrayData, Splits
+from trainlab.data.preprocess import Preprocessor
+from trainlab.data.splits import canonical_split
+from trainlab.errors import RecipeError
+from trainlab.tasks import TaskInfo
+
+REGRESSION_LOSSES_HINT = "mse, mae, huber or smooth_l1"
+
+
+def load_dataset(recipe: Recipe) -> ArrayData:
+    """Build the recipe's dataset from its registry entry."""
+    spec = recipe.data.dataset
+    return spec.entry.builder(spec.params)
+
+
+def loss_spec(recipe: Recipe, data_task: str) -> LossSpec:
+    """The recipe's loss, or the natural default for the task."""
+    if recipe.train.loss is not None:
+        return recipe.train.loss
+    return LossSpec(name="cross_entropy" if data_task == "classification" else "mse")
+
+
+def task_info(recipe: Recipe, data: ArrayData) -> TaskInfo:
+    """Check the loss fits the data and derive the head size."""
+    spec = loss_spec(recipe, data.task)
+    kind = spec.entry.metadata.get("target", "multiclass")
+    name = spec.name
+    if kind == "regression" and data.task != "regression":
+        raise RecipeError(
+            f"train.loss: '{name}' is a regression loss but dataset "
+            f"'{recipe.data.dataset.name}' is classification; "
+            "use cross_entropy (or bce for 2 classes)"
+        )
+    if kind in ("multiclass", "binary") and data.task != "classification":
+        raise RecipeError(
+            f"train.loss: '{name}' is a classification loss but dataset "
+            f"'{recipe.data.dataset.name}' is regression; use {REGRESSION_LOSSES_HINT}"
+        )
+    if kind == "binary" and data.num_classes != 2:
+        raise RecipeError(
+            f"train.loss: 'bce' needs exactly 2 classes, dataset has {data.num_classes}; "
+            "use cross_entropy"
+        )
+    if kind == "multiclass":
+        out = int(data.num_classes)
+    elif kind == "binary":
+        out = 1
+    else:
+        out = 1 if data.y.ndim == 1 else int(data.y.shape[1])
+    return TaskInfo(
+        kind,
+        out,
+        data.feature_shape,
+        data.classes,
+        data.feature_names,
+        dict(data.extras.get("features", {})),
+    )
+
+
+def split_and_preprocess(recipe: Recipe, data: ArrayData) -> tuple[Splits, Preprocessor]:
+    """Canonical split, then preprocessing fitted on the training split only."""
+    splits = canonical_split(
+        data, recipe.data.test_size, recipe.data.val_size, recipe.data.split_seed
+    )
+    pre = Preprocessor(recipe.data.preprocessing).fit(splits.train.X)
+    for part in (splits.train, splits.val, splits.test):
+        part.X = pre.transform(part.X)
+    return splits, pre
+
+
+def check_finite(splits: Splits, dataset: str) -> None:
+    """Refuse NaN or infinite features: they would silently poison training."""
+    for split_name in ("train", "val", "test"):
+        X = getattr(splits, split_name).X
+        if not np.isfinite(X).all():
+            bad = int((~np.isfinite(X.reshape(len(X), -1))).any(axis=1).sum())
+            raise RecipeError(
+                f"data: dataset '{dataset}' has {bad} {split_name} rows with NaN or infinite "
+                "features; configure an imputer in data.preprocessing or clean the file"
+            )
+
+
+def build_model(recipe: Recipe, info: TaskInfo) -> nn.Module:
+    """The recipe's architecture for this task (weights initialised from the global RNG)."""
+    spec = recipe.model
+    try:
+        return spec.entry.builder(spec.params, info)
+    except ValueError as exc:
+        raise RecipeError(f"model: {exc}") from None
+
+
+def build_loss_fn(recipe: Recipe, data_task: str, info: TaskInfo) -> nn.Module:
+    """The loss module for this recipe and task."""
+    from trainlab.optim.losses import build_loss
+
+    spec = loss_spec(recipe, data_task)
+    return build_loss(spec.name, spec.params, num_classes=len(info.classes or []) or None)
+
+
+def to_tensors(
+    X: np.ndarray, y: np.ndarray, info: TaskInfo, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features as float32 and targets in the dtype the loss expects, on `device`."""
+    xt = torch.as_tensor(np.ascontiguousarray(X), dtype=torch.float32, device=device)
+    dtype = torch.float32 if info.target_kind == "regression" else torch.long
+    yt = torch.as_tensor(np.ascontiguousarray(y), dtype=dtype, device=device)
+    return xt, yt

@@ -1,0 +1,107 @@
+"""The run directory: the files of one run and the rules for naming it.
+
+run_dir/
+  recipe.yaml        the resolved recipe (every default filled in)
+  run.json           status, stop reason, seed, recipe hash, timings, environment
+  metrics.json       final metrics (val/test)
+  history.jsonl      one line of metrics per epoch
+  preprocess.json    fitted preprocessing (plain numbers; no code)
+  data.json          facts about the data the model was trained on (shape, classes)
+  model.safetensors  the weights to use for prediction
+  checkpoints/       resumable state (see engine.checkpoint)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from trainlab.config.schema import check_safe_name
+from trainlab.engine.checkpoint import atomic_write_text
+from trainlab.errors import RunError
+
+UNFINISHED = ("created", "running", "interrupted")
+
+
+class RunDir:
+    """Paths and JSON files of one run directory."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    recipe = property(lambda self: self.path / "recipe.yaml")
+    weights = property(lambda self: self.path / "model.safetensors")
+    checkpoints = property(lambda self: self.path / "checkpoints")
+
+    def read_json(self, name: str, default: Any = None) -> Any:
+        """Parse `name` in the run dir; `default` if absent; RunError if corrupt."""
+        path = self.path / name
+        if not path.is_file():
+            if default is not None:
+                return default
+            raise RunError(f"'{path}' not found; is '{self.path}' a trainlab run directory?")
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise RunError(f"'{path}' is corrupt ({exc.msg}); the run cannot be read") from None
+
+    def write_json(self, name: str, data: Any) -> None:
+        """Write `data` as JSON atomically."""
+        atomic_write_text(self.path / name, json.dumps(data, indent=2, default=_jsonable) + "\n")
+
+    def append_history(self, row: dict[str, Any]) -> None:
+        """Rewrite history.jsonl with one more row (atomic; the file is small)."""
+        rows = self.history()
+        rows.append(row)
+        self.write_history(rows)
+
+    def write_history(self, rows: list[dict[str, Any]]) -> None:
+        """Replace history.jsonl with `rows`, atomically."""
+        text = "".join(json.dumps(r, default=_jsonable) + "\n" for r in rows)
+        atomic_write_text(self.path / "history.jsonl", text)
+
+    def history(self) -> list[dict[str, Any]]:
+        """Per-epoch metrics recorded so far."""
+        path = self.path / "history.jsonl"
+        if not path.is_file():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def info(self) -> dict[str, Any]:
+        """The run record (run.json), or {} for a directory that holds no run yet."""
+        return self.read_json("run.json", default={}) if (self.path / "run.json").is_file() else {}
+
+    def exists(self) -> bool:
+        """True when this directory holds a run record."""
+        return (self.path / "run.json").is_file()
+
+
+def run_dir_for(root: Path, name: str) -> Path:
+    """`root/name`, refusing names that would escape `root`."""
+    try:
+        check_safe_name(name)
+    except ValueError as exc:
+        raise RunError(str(exc)) from None
+    path = (Path(root) / name).resolve()
+    if Path(root).resolve() not in path.parents:
+        raise RunError(f"run name {name!r} would leave the runs folder '{root}'")
+    return path
+
+
+def next_free_run_dir(root: Path, name: str) -> Path:
+    """`root/name` if it is free or holds an unfinished run to resume, else name-2, name-3…"""
+    base = run_dir_for(root, name)
+    candidate, n = base, 1
+    while RunDir(candidate).exists() and RunDir(candidate).info().get("status") not in UNFINISHED:
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "value"):
+        return value.value
+    return str(value)

@@ -1,0 +1,43 @@
+"""What a model maps from and to: input shape, head size, classes, feature facts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class TaskInfo:
+    """What the model maps to: the head size and how outputs become predictions."""
+
+    target_kind: str  # multiclass | binary | regression
+    output_dim: int
+    input_shape: tuple[int, ...]
+    classes: list[str] | None
+    feature_names: list[str] | None = None
+    #: Extra facts some architectures need, e.g. {"vocab_size": 5000, "pad_index": 0} for
+    #: text or {"numeric": 6, "cardinalities": [9, 16, …]} for tables with embedded categoricals.
+    features: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form saved as the run's data.json."""
+        return {
+            "target_kind": self.target_kind,
+            "output_dim": self.output_dim,
+            "input_shape": list(self.input_shape),
+            "classes": self.classes,
+            "feature_names": self.feature_names,
+            "features": self.features,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TaskInfo:
+        """Inverse of `to_dict`."""
+        return cls(
+            d["target_kind"],
+            int(d["output_dim"]),
+            tuple(d["input_shape"]),
+            d.get("classes"),
+            d.get("feature_names"),
+            dict(d.get("features") or {}),
+        )
