@@ -2,24 +2,50 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
+from unittest import mock
 
 import numpy as np
 import pytest
 import yaml
 
+from trainlab.cli import main
+
 from .conftest import EXAMPLES
 
 
-def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(*args: str) -> Result:
+    """Run the real entry point in-process (a subprocess per call would cost ~3 s)."""
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with (
+        mock.patch.object(sys, "argv", ["trainlab", *args]),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def subprocess_cli(*args: str) -> subprocess.CompletedProcess:
+    """The installed command in a fresh process, for what in-process runs cannot show."""
     return subprocess.run(
-        [sys.executable, "-m", "trainlab.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
+        [sys.executable, "-m", "trainlab.cli", *args], capture_output=True, text=True, timeout=300
     )
 
 
@@ -128,8 +154,9 @@ def test_recipe_mistakes_exit_nonzero_with_one_line(tmp_path, recipe_text, expec
     assert expected in _one_line_error(cli("train", str(path)))
 
 
-def test_missing_recipe_file(tmp_path):
-    assert "not found" in _one_line_error(cli("train", str(tmp_path / "missing.yaml")))
+def test_missing_recipe_file_in_a_real_process(tmp_path):
+    result = subprocess_cli("train", str(tmp_path / "missing.yaml"))
+    assert "not found" in _one_line_error(result)
 
 
 def test_run_name_cannot_escape_the_runs_folder(tmp_path):

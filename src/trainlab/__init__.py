@@ -9,12 +9,37 @@ Python API (the CLI calls the same functions):
     model.predict(x)
 """
 
-from trainlab.config import Recipe, load_recipe
+from typing import TYPE_CHECKING
+
 from trainlab.errors import DataError, DivergenceError, RecipeError, RunError, TrainlabError
-from trainlab.predict import Predictor, load
-from trainlab.runs import Run, train
 
 __version__ = "0.1.0"
+
+# The heavy parts (torch, scikit-learn) load on first use, so `trainlab --help` is quick.
+_LAZY = {
+    "Recipe": "trainlab.config",
+    "load_recipe": "trainlab.config",
+    "Predictor": "trainlab.predict",
+    "load": "trainlab.predict",
+    "Run": "trainlab.runs",
+    "train": "trainlab.runs",
+}
+
+if TYPE_CHECKING:
+    from trainlab.config import Recipe, load_recipe
+    from trainlab.predict import Predictor, load
+    from trainlab.runs import Run, train
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'trainlab' has no attribute {name!r}")
+
 
 __all__ = [
     "DataError",

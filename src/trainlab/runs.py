@@ -31,6 +31,10 @@ from trainlab.store.index import RunIndex, default_runs_root
 from trainlab.store.rundir import UNFINISHED, RunDir, next_free_run_dir
 
 
+#: Training samples re-evaluated in eval mode after each epoch (the `train_eval_*` metrics).
+TRAIN_EVAL_SAMPLES = 2048
+
+
 @dataclass
 class Run:
     """A run on disk: its recipe, status, per-epoch history and final metrics."""
@@ -181,6 +185,11 @@ def train(
     val_batches = TensorBatches(
         *setup.to_tensors(splits.val.X, splits.val.y, info, device), batch_size=t.eval_batch_size
     )
+    n_sub = min(len(splits.train), TRAIN_EVAL_SAMPLES)
+    train_eval_batches = TensorBatches(
+        *setup.to_tensors(splits.train.X[:n_sub], splits.train.y[:n_sub], info, device),
+        batch_size=t.eval_batch_size,
+    )
     test_batches = TensorBatches(
         *setup.to_tensors(splits.test.X, splits.test.y, info, device), batch_size=t.eval_batch_size
     )
@@ -238,7 +247,13 @@ def train(
     if not quiet and interactive():
         callbacks.append(ProgressDisplay(len(train_batches), title=run_dir.name))
     engine = Engine(
-        state, train_batches, val_batches, test_batches, techniques + callbacks, info.target_kind
+        state,
+        train_batches,
+        val_batches,
+        test_batches,
+        techniques + callbacks,
+        info.target_kind,
+        train_eval_batches=train_eval_batches,
     )
     fit_started = time.perf_counter()
     engine.fit()

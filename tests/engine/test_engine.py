@@ -40,7 +40,9 @@ def test_events_fire_in_documented_order(breast_cancer_recipe, tmp_path):
         [Event.FIT_START, Event.EPOCH_START]
         + per_batch * 2
         + [
-            Event.EVAL_START,
+            Event.EVAL_START,  # the train_eval subset
+            Event.EVAL_END,
+            Event.EVAL_START,  # validation
             Event.EVAL_END,
             Event.EPOCH_END,
             Event.EVAL_START,

@@ -155,10 +155,44 @@ class TechniqueSpec(Spec):
     registry_getter = staticmethod(_techniques)
 
 
-class PreprocessingConfig(StrictModel):
-    """`data.preprocessing`: transforms fitted on the training split only."""
+class TextConfig(StrictModel):
+    """`data.preprocessing.text`: tokenizer and vocabulary (fitted on training text only)."""
 
-    scale: Literal["none", "standard", "minmax"] = "none"
+    lowercase: bool = True
+    max_len: int = Field(64, gt=0)
+    min_freq: int = Field(1, ge=1)
+    max_size: int | None = Field(None, gt=0)
+
+
+class PreprocessingConfig(StrictModel):
+    """`data.preprocessing`: transforms fitted on the training split only.
+
+    `scale: auto` standardizes tables read from files and leaves images, text and the
+    built-in arrays as they are. `pca` is a number of components (int) or a fraction of
+    explained variance (0 < float < 1).
+    """
+
+    impute: Literal["none", "mean", "median", "most_frequent", "constant"] = "none"
+    fill_value: float = 0.0
+    add_indicator: bool = False
+    categorical_missing: Literal["category", "most_frequent"] = "category"
+    scale: Literal["auto", "none", "standard", "minmax", "robust"] = "auto"
+    encode: Literal["onehot", "index"] = "onehot"
+    pca: int | float | None = None
+    text: TextConfig = Field(default_factory=TextConfig)
+
+    @field_validator("pca")
+    @classmethod
+    def _check_pca(cls, value: int | float | None) -> int | float | None:
+        if value is None:
+            return None
+        if isinstance(value, float) and value.is_integer() and value >= 1:
+            value = int(value)
+        if isinstance(value, float) and not 0 < value < 1:
+            raise ValueError("pca must be a component count (int >= 1) or a fraction in (0, 1)")
+        if isinstance(value, int) and value < 1:
+            raise ValueError("pca must be a component count (int >= 1) or a fraction in (0, 1)")
+        return value
 
 
 class DataConfig(StrictModel):
@@ -168,7 +202,11 @@ class DataConfig(StrictModel):
     test_size: float = Field(0.2, gt=0, lt=1)
     val_size: float = Field(0.1, gt=0, lt=1)
     split_seed: int = 0
-    preprocessing: PreprocessingConfig = PreprocessingConfig()
+    preprocessing: PreprocessingConfig = Field(default_factory=PreprocessingConfig)
+    #: k-fold (stratified for classification) cross-validation over the non-test data:
+    #: k runs, reported as mean ± std. `fold` selects one fold (set by the cv driver).
+    cv: int | None = Field(None, ge=2)
+    fold: int | None = Field(None, ge=0)
 
 
 class TrainConfig(StrictModel):
@@ -180,9 +218,9 @@ class TrainConfig(StrictModel):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     decay_norm_and_bias: bool = True
-    optimizer: OptimizerSpec = OptimizerSpec(name="adam")
+    optimizer: OptimizerSpec = Field(default_factory=lambda: OptimizerSpec(name="adam"))
     loss: LossSpec | None = None
-    schedule: ScheduleSpec = ScheduleSpec(name="constant")
+    schedule: ScheduleSpec = Field(default_factory=lambda: ScheduleSpec(name="constant"))
     seed: int = 0
     device: str = "auto"
     threads: int | None = Field(None, gt=0)
@@ -203,7 +241,7 @@ class Recipe(StrictModel):
     description: str = ""
     data: DataConfig
     model: ModelSpec
-    train: TrainConfig = TrainConfig()
+    train: TrainConfig = Field(default_factory=TrainConfig)
     techniques: list[TechniqueSpec] = []
 
     @field_validator("name")

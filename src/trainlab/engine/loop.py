@@ -29,6 +29,10 @@ class Engine:
         state: the fit's state (model, optimizer, loss, schedule, …).
         train_batches: re-iterable of (x, y) batches; `set_epoch(e)` is called if present.
         val_batches / test_batches: re-iterables of evaluation batches (or None).
+        train_eval_batches: a fixed subset of the training data evaluated after every
+            epoch in eval mode (keys `train_eval_*`): training metrics on the same
+            footing as validation, for the bias/variance diagnosis, at a fraction of the
+            cost of tracking them batch by batch.
         techniques: subscribers, called per event in ascending `order`.
         target_kind: "multiclass", "binary" or "regression" — how outputs become metrics.
     """
@@ -41,8 +45,10 @@ class Engine:
         test_batches: Iterable | None,
         techniques: list[Technique],
         target_kind: str,
+        train_eval_batches: Iterable | None = None,
     ) -> None:
         self.state = state
+        self.train_eval_batches = train_eval_batches
         self.train_batches = train_batches
         self.val_batches = val_batches
         self.test_batches = test_batches
@@ -66,7 +72,12 @@ class Engine:
             self.fire(Event.FIT_START)
             while s.epoch < s.max_epochs:
                 self._train_epoch()
-                s.eval_metrics = self.evaluate("val") if self.val_batches is not None else {}
+                measured: dict[str, float] = {}
+                if self.train_eval_batches is not None:
+                    measured.update(self.evaluate("train_eval", self.train_eval_batches))
+                if self.val_batches is not None:
+                    measured.update(self.evaluate("val"))
+                s.eval_metrics = measured
                 s.epoch += 1
                 s.epoch_metrics = {
                     "epoch": s.epoch,
@@ -95,9 +106,7 @@ class Engine:
         if hasattr(self.train_batches, "set_epoch"):
             self.train_batches.set_epoch(s.epoch)
         self.fire(Event.EPOCH_START)
-        classify = self.target_kind == "multiclass"
         loss_sum, seen = 0.0, 0
-        correct = torch.zeros((), dtype=torch.long, device=s.device)
         autocast = _autocast(s)
         s.optimizer.zero_grad(set_to_none=True)
         for s.batch_index, s.batch in enumerate(self.train_batches):
@@ -132,11 +141,7 @@ class Engine:
             n = len(y)
             loss_sum += value * n
             seen += n
-            if classify and s.outputs.dim() == 2 and y.dim() == 1:
-                correct += (s.outputs.detach().argmax(1) == y).sum()
         s.epoch_metrics = {"train_loss": loss_sum / max(seen, 1)}
-        if classify and seen:
-            s.epoch_metrics["train_accuracy"] = correct.item() / seen
 
     def _step(self) -> None:
         s = self.state

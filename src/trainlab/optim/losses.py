@@ -211,6 +211,9 @@ class CrossEntropy(nn.Module):
         self.register_buffer("weight", weight)
 
     def forward(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        if self.weight is None and targets.dtype == torch.long and targets.ndim == 1:
+            # The common case, kept free of Python-side checks: it runs every batch.
+            return F.cross_entropy(outputs, targets, label_smoothing=self.label_smoothing)
         if outputs.ndim != 2:
             raise _shape_error(
                 "cross_entropy", outputs, targets, "outputs must be (N, num_classes) logits"

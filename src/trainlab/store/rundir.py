@@ -48,7 +48,8 @@ class RunDir:
 
     def write_json(self, name: str, data: Any) -> None:
         """Write `data` as JSON atomically."""
-        atomic_write_text(self.path / name, json.dumps(data, indent=2, default=_jsonable) + "\n")
+        text = json.dumps(data, indent=2, default=_jsonable) + "\n"
+        atomic_write_text(self.path / name, text, durable=False)
 
     def append_history(self, row: dict[str, Any]) -> None:
         """Rewrite history.jsonl with one more row (atomic; the file is small)."""
@@ -59,7 +60,7 @@ class RunDir:
     def write_history(self, rows: list[dict[str, Any]]) -> None:
         """Replace history.jsonl with `rows`, atomically."""
         text = "".join(json.dumps(r, default=_jsonable) + "\n" for r in rows)
-        atomic_write_text(self.path / "history.jsonl", text)
+        atomic_write_text(self.path / "history.jsonl", text, durable=False)
 
     def history(self) -> list[dict[str, Any]]:
         """Per-epoch metrics recorded so far."""
