@@ -211,7 +211,12 @@ class CrossEntropy(nn.Module):
         self.register_buffer("weight", weight)
 
     def forward(self, outputs: Tensor, targets: Tensor) -> Tensor:
-        if self.weight is None and targets.dtype == torch.long and targets.ndim == 1:
+        if (
+            self.weight is None
+            and targets.dtype == torch.long
+            and targets.ndim == 1
+            and len(targets) == len(outputs)
+        ):
             # The common case, kept free of Python-side checks: it runs every batch.
             return F.cross_entropy(outputs, targets, label_smoothing=self.label_smoothing)
         if outputs.ndim != 2:
