@@ -181,3 +181,16 @@ def test_runs_lists_trained_runs(trained):
     assert result.returncode == 0, result.stderr
     rows = last_json(result)["runs"]
     assert any(r["name"] == "run" and r["status"] == "completed" for r in rows)
+
+
+def test_divergence_exits_3_after_printing_the_json(tmp_path):
+    path = tmp_path / "boom.yaml"
+    path.write_text(
+        "data: {dataset: diabetes}\nmodel: {name: mlp, hidden: [64, 64]}\n"
+        "train: {epochs: 3, optimizer: sgd, lr: 10.0}\n"
+    )
+    result = cli("train", str(path), "--out", str(tmp_path / "run"), "--json")
+    assert result.returncode == 3
+    assert last_json(result)["status"] == "diverged"
+    text = _one_line_error(result)
+    assert "diverged" in text and "loss became" in text and "Lower train.lr" in text

@@ -267,12 +267,14 @@ def runs(
 
 def main() -> None:
     """Entry point: run the app, turning user mistakes into one-line errors."""
+    from trainlab.errors import DivergenceError
+
     try:
         app()
     except TrainlabError as exc:
         message = " ".join(str(exc).split())
         err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-        sys.exit(2 if not type(exc).__name__ == "DivergenceError" else 3)
+        sys.exit(3 if isinstance(exc, DivergenceError) else 2)
     except KeyboardInterrupt:
         err.print("interrupted; run `trainlab train` on the same run directory to resume")
         sys.exit(130)
