@@ -19,9 +19,11 @@ demo: install
 	$(BIN)/trainlab train examples/mnist_mlp_dropout.yaml
 
 test: install
+	bash scripts/ensure_postgres.sh
 	$(BIN)/pytest
 
 test-all: install
+	bash scripts/ensure_postgres.sh
 	$(BIN)/pytest -m ''
 
 lint: install

@@ -86,27 +86,33 @@ def main() -> None:
     same_train = round(h[1], 5) == round(t[1], 5)
     same_val = round(h[2], 5) == round(t[2], 5)
     print(f"optimizer steps per run: {steps}, threads: {torch.get_num_threads()}")
-    print(f"hand-written loop : {hand_s:.3f} s  (runs: {', '.join(f'{x:.3f}' for x in hand_times)})")
+    print(
+        f"hand-written loop : {hand_s:.3f} s  (runs: {', '.join(f'{x:.3f}' for x in hand_times)})"
+    )
     print(f"trainlab engine   : {lab_s:.3f} s  (runs: {', '.join(f'{x:.3f}' for x in lab_times)})")
     print(f"time ratio        : {ratio:.3f}  (target ≤ 1.05)")
     print(f"final train loss  : hand {h[1]:.6f}  trainlab {t[1]:.6f}  equal to 5 dp: {same_train}")
     print(f"final val loss    : hand {h[2]:.6f}  trainlab {t[2]:.6f}  equal to 5 dp: {same_val}")
-    print(json.dumps({
-        "bench": "parity",
-        "recipe": "examples/mnist_mlp_dropout.yaml",
-        "steps": steps,
-        "trainlab_seconds": round(lab_s, 4),
-        "reference_seconds": round(hand_s, 4),
-        "reference": "hand-written PyTorch loop, same process, same seed",
-        "time_ratio": round(ratio, 4),
-        "time_ratio_target": 1.05,
-        "trainlab_final_train_loss": round(t[1], 6),
-        "reference_final_train_loss": round(h[1], 6),
-        "trainlab_final_val_loss": round(t[2], 6),
-        "reference_final_val_loss": round(h[2], 6),
-        "losses_equal_5dp": same_train and same_val,
-        "losses_target": "equal to 5 decimals",
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "parity",
+                "recipe": "examples/mnist_mlp_dropout.yaml",
+                "steps": steps,
+                "trainlab_seconds": round(lab_s, 4),
+                "reference_seconds": round(hand_s, 4),
+                "reference": "hand-written PyTorch loop, same process, same seed",
+                "time_ratio": round(ratio, 4),
+                "time_ratio_target": 1.05,
+                "trainlab_final_train_loss": round(t[1], 6),
+                "reference_final_train_loss": round(h[1], 6),
+                "trainlab_final_val_loss": round(t[2], 6),
+                "reference_final_val_loss": round(h[2], 6),
+                "losses_equal_5dp": same_train and same_val,
+                "losses_target": "equal to 5 decimals",
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Train a model from a recipe, diagnose it, and prove which techniques help.",
 )
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object as the last line of output.")
@@ -75,14 +75,21 @@ def _registry_table(title: str, registry, columns: list[tuple[str, Any]], as_jso
 
 @app.command()
 def datasets(as_json: bool = JsonOpt) -> None:
-    """List the datasets a recipe may name."""
-    from trainlab.data.datasets import DATASETS
+    """List the datasets a recipe may name: task, samples, features, classes, source.
+
+    File loaders (csv, npy, image_folder, text, cifar10_binary) read the user's path, so
+    their sizes show as empty.
+    """
+    from trainlab.data import DATASETS
 
     _registry_table(
         "datasets",
         DATASETS,
         [
             ("task", lambda e: e.metadata.get("task")),
+            ("samples", lambda e: e.metadata.get("samples")),
+            ("features", lambda e: e.metadata.get("features")),
+            ("classes", lambda e: e.metadata.get("classes")),
             ("source", lambda e: e.metadata.get("source")),
         ],
         as_json,
@@ -90,13 +97,37 @@ def datasets(as_json: bool = JsonOpt) -> None:
 
 
 @app.command()
-def models(as_json: bool = JsonOpt) -> None:
-    """List the architectures a recipe may name."""
+def models(
+    summary: Path | None = typer.Option(
+        None, "--summary", help="Recipe YAML: show its model's layers, parameters and FLOPs."
+    ),
+    overrides: list[str] | None = SetOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """List the architectures a recipe may name, or summarize one recipe's model."""
     from trainlab.models import MODELS
 
-    _registry_table(
-        "models", MODELS, [("parameters", lambda e: ", ".join(e.params.model_fields))], as_json
-    )
+    if summary is None:
+        _registry_table(
+            "models", MODELS, [("parameters", lambda e: ", ".join(e.params.model_fields))], as_json
+        )
+        return
+    from trainlab.models.summary import summarize_recipe
+
+    result = summarize_recipe(summary, overrides or [])
+    if not as_json:
+        table = Table(title=f"{result.model}: {summary}")
+        for col in ("layer", "type", "output shape", "parameters"):
+            table.add_column(col, justify="right" if col == "parameters" else "left")
+        for row in result.layers:
+            table.add_row(row.name, row.kind, str(tuple(row.output_shape)), f"{row.params:,}")
+        out.print(table)
+        out.print(
+            f"parameters {result.params:,} (trainable {result.trainable_params:,}) · "
+            f"FLOPs per sample {result.flops_per_sample:,} · activation memory of one batch "
+            f"of {result.batch_size}: {result.activation_bytes / 2**20:.2f} MiB"
+        )
+    emit(result.to_dict(), as_json)
 
 
 @app.command()
@@ -104,7 +135,15 @@ def techniques(as_json: bool = JsonOpt) -> None:
     """List the techniques a recipe's `techniques:` list may name."""
     from trainlab.techniques import TECHNIQUES
 
-    _registry_table("techniques", TECHNIQUES, [], as_json)
+    _registry_table(
+        "techniques",
+        TECHNIQUES,
+        [
+            ("parameters", lambda e: ", ".join(e.params.model_fields)),
+            ("conflicts", lambda e: ", ".join(e.metadata.get("conflicts", ()))),
+        ],
+        as_json,
+    )
 
 
 @app.command()
@@ -263,6 +302,321 @@ def runs(
             r["run_dir"],
         )
     out.print(table)
+
+
+@app.command()
+def ablate(
+    recipe: Path = typer.Argument(..., help="Recipe YAML file (the baseline)."),
+    techniques: str = typer.Option(
+        ...,
+        "--techniques",
+        "-t",
+        help="Comma list: techniques (ema, mixup(alpha=0.4)…), built-in changes (dropout, "
+        "batchnorm, cosine, weight_decay, label_smoothing) or --variant names.",
+    ),
+    variant: list[str] | None = typer.Option(
+        None, "--variant", help="Named overrides: NAME:key=value[,key=value] (repeatable)."
+    ),
+    mode: str = typer.Option("add-one", "--mode", help="add-one, leave-one-out or factorial."),
+    seeds: int = typer.Option(3, "--seeds", help="Seeds per variant (the same for every one)."),
+    workers: int = typer.Option(1, "--workers", help="Parallel training processes."),
+    study: str | None = typer.Option(None, "--study", help="Study name (re-run to resume)."),
+    metric: str | None = typer.Option(None, "--metric", help="Validation metric to judge by."),
+    force: bool = typer.Option(False, "--force", help="Allow a factorial study above the limit."),
+    overrides: list[str] | None = SetOpt,
+    quiet: bool = QuietOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Which techniques help: every variant over the same seeds, paired statistics."""
+    from trainlab.engine.progress import interactive
+    from trainlab.report.ablation import ablation_chart, ablation_table
+    from trainlab.studies.ablate import ablate as run_ablation
+    from trainlab.studies.ablate import parse_variant, split_items
+
+    bar = None
+    if not quiet and interactive():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        bar = Progress(
+            "[bold]ablate", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err
+        )
+        bar.start()
+        task = bar.add_task("runs", total=None)
+
+    def tick(done: int, total: int) -> None:
+        if bar is not None:
+            bar.update(task, completed=done, total=total)
+
+    try:
+        result = run_ablation(
+            recipe,
+            split_items(techniques),
+            overrides=overrides or [],
+            variants=[parse_variant(v) for v in variant or []],
+            mode=mode,
+            seeds=seeds,
+            workers=workers,
+            study=study,
+            metric=metric,
+            force=force,
+            progress=tick,
+        )
+    finally:
+        if bar is not None:
+            bar.stop()
+    data = result.to_dict()
+    chart = ablation_chart(data, result.study_dir / "effects.png")
+    data["chart"] = str(chart)
+    if not as_json:
+        out.print(ablation_table(data))
+        out.print(f"chart: {chart}   results: {result.study_dir / 'results.json'}")
+    emit(data, as_json)
+
+
+def _options(items: list[str] | None, flag: str) -> dict[str, Any]:
+    from trainlab.config.loading import parse_override
+    from trainlab.errors import RecipeError
+
+    found: dict[str, Any] = {}
+    for item in items or []:
+        try:
+            key, value = parse_override(item)
+        except RecipeError:
+            raise RecipeError(f"{flag} '{item}' must look like name=value") from None
+        found[key] = value
+    return found
+
+
+@app.command()
+def tune(
+    recipe: Path = typer.Argument(..., help="Recipe YAML file."),
+    space: Path = typer.Option(..., "--space", help="Search space YAML (dotted recipe keys)."),
+    trials: int = typer.Option(20, "--trials", help="Trials the study should have in total."),
+    sampler: str = typer.Option(
+        "tpe", "--sampler", help="grid, random, tpe, gp, cmaes, evolution or nsga2."
+    ),
+    sampler_opt: list[str] | None = typer.Option(
+        None, "--sampler-opt", help="Sampler option, e.g. population=20 (repeatable)."
+    ),
+    pruner: str = typer.Option("none", "--pruner", help="none, median, asha or hyperband."),
+    pruner_opt: list[str] | None = typer.Option(
+        None, "--pruner-opt", help="Pruner option, e.g. reduction_factor=2 (repeatable)."
+    ),
+    workers: int = typer.Option(1, "--workers", help="Worker processes on this machine."),
+    storage: str | None = typer.Option(
+        None, "--storage", help="Journal file path or postgresql://… (default: a journal file)."
+    ),
+    study: str | None = typer.Option(None, "--study", help="Study name (default: RECIPE-tune)."),
+    objective: list[str] | None = typer.Option(
+        None,
+        "--objective",
+        help="val_accuracy, min:val_loss, params, latency_ms… (repeat for several).",
+    ),
+    out_dir: Path | None = typer.Option(
+        None, "--out", help="Study folder (default: runs/studies/STUDY)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Sampler seed."),
+    repeats: int = typer.Option(1, "--repeats", help="Average each trial over this many seeds."),
+    cv: int | None = typer.Option(None, "--cv", help="Average each trial over k folds."),
+    timeout: float | None = typer.Option(
+        None, "--timeout", help="Stop starting trials after this many seconds."
+    ),
+    heartbeat: int = typer.Option(
+        10, "--heartbeat", help="Seconds between heartbeats of running trials."
+    ),
+    final: bool = typer.Option(
+        True, "--final/--no-final", help="Train and test the best recipe at the end."
+    ),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Write PNG plots."),
+    quiet: bool = QuietOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Hyper-parameter search over a space of recipe keys; re-run to continue the study."""
+    from trainlab.studies.tune import tune as run_tune
+
+    try:
+        result = run_tune(
+            recipe,
+            space,
+            trials=trials,
+            sampler=sampler,
+            sampler_options=_options(sampler_opt, "--sampler-opt"),
+            pruner=pruner,
+            pruner_options=_options(pruner_opt, "--pruner-opt"),
+            workers=workers,
+            storage=storage,
+            study=study,
+            objective=objective,
+            out=out_dir,
+            seed=seed,
+            repeats=repeats,
+            cv=cv,
+            timeout=timeout,
+            heartbeat_seconds=heartbeat,
+            final=final,
+            plots=plots,
+            quiet=quiet or as_json,
+        )
+    except KeyboardInterrupt:
+        err.print("interrupted; re-run the same `trainlab tune` command to continue the study")
+        sys.exit(130)
+    data = result.summary()
+    if not as_json:
+        counts = ", ".join(f"{n} {s}" for s, n in data["trials"].items() if n)
+        table = Table(title=f"study {data['study']} — {counts}; {data['epochs_total']} epochs")
+        table.add_column("best")
+        table.add_column("value")
+        table.add_row("objective", ", ".join(data["objectives"]))
+        table.add_row("value", str(data.get("best_values") or data.get("best_value")))
+        for k, v in (data.get("best_params") or {}).items():
+            table.add_row(k, str(v))
+        best_run = data.get("best_run") or {}
+        for k, v in (best_run.get("metrics") or {}).items():
+            if k.startswith("test_"):
+                table.add_row(f"best recipe {k}", f"{v:.4f}")
+        table.add_row("best recipe", str(data.get("best_recipe")))
+        out.print(table)
+    emit(data, as_json)
+
+
+# --------------------------------------------------------------------------- diagnose
+@app.command()
+def doctor(
+    recipe: Path = typer.Argument(..., help="Recipe YAML file to diagnose."),
+    budget: str = typer.Option(
+        "2m", "--budget", help="Wall time for the probe run and LR test: 90s, 2m, 1h."
+    ),
+    apply: bool = typer.Option(
+        False, "--apply", help="Ablate the recommended techniques over seeds and report."
+    ),
+    seeds: int = typer.Option(3, "--seeds", help="Seeds per arm of --apply (and the LR test)."),
+    max_apply: int = typer.Option(4, "--max-apply", help="Ablate at most this many changes."),
+    workers: int = typer.Option(1, "--workers", help="Parallel training processes for --apply."),
+    target: float | None = typer.Option(
+        None, "--target", help="Accuracy (or error) the model should reach: the bias reference."
+    ),
+    lr_find: bool = typer.Option(True, "--lr-find/--no-lr-find", help="Run the LR range test."),
+    out_dir: Path | None = typer.Option(
+        None, "--out", help="Folder for the probe, plots and report (default: runs/doctor/…)."
+    ),
+    overrides: list[str] | None = SetOpt,
+    quiet: bool = QuietOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Diagnose a recipe: findings with evidence and codes, recommended techniques, and
+    with --apply an ablation that shows which recommendations really helped."""
+    from trainlab.diagnose.doctor import doctor as run_doctor
+
+    def say(text: str) -> None:
+        if not quiet and not as_json:
+            err.print(f"[dim]doctor:[/] {text}")
+
+    report = run_doctor(
+        recipe,
+        overrides or [],
+        budget=budget,
+        apply=apply,
+        seeds=seeds,
+        max_apply=max_apply,
+        workers=workers,
+        target=target,
+        lr_find=lr_find,
+        out=out_dir,
+        progress=say,
+    )
+    data = report.to_dict()
+    if not as_json:
+        _print_doctor(data)
+    emit(data, as_json)
+
+
+def _print_doctor(data: dict[str, Any]) -> None:
+    probe = data["probe"]
+    out.print(
+        f"probe: {probe['status']} after {probe['epochs']} epochs "
+        f"({probe.get('fit_seconds') or 0:.1f}s) — {probe['run_dir']}"
+    )
+    if data.get("fit"):
+        fit = data["fit"]
+        out.print(f"fit: {fit['verdict']} — {fit['reason']}")
+    table = Table(title="findings" if data["findings"] else "findings: none, no alarm")
+    for col in ("code", "severity", "evidence"):
+        table.add_column(col)
+    for f in data["findings"]:
+        table.add_row(f["code"], f["severity"], f["message"])
+    out.print(table)
+    if data["recommendations"]:
+        rec = Table(title="recommended")
+        for col in ("change", "for", "why", "--apply"):
+            rec.add_column(col)
+        for r in data["recommendations"]:
+            how = ", ".join(f"{k}={v}" for k, v in r["overrides"].items())
+            rec.add_row(
+                r["name"] + (f" ({how})" if how else ""),
+                r["code"],
+                r["reason"],
+                "yes" if r["applicable"] else (r["note"] or "no"),
+            )
+        out.print(rec)
+    applied = data.get("applied")
+    if applied and applied.get("rows"):
+        table = Table(title=f"applied over seeds {applied['seeds']} ({applied['metric']})")
+        for col in ("change", "val effect [95% CI]", "verdict", "test effect [95% CI]", "test"):
+            table.add_column(col)
+        for row in applied["rows"]:
+            e, t = row.get("effect") or {}, row.get("test") or {}
+            table.add_row(
+                row["technique"],
+                f"{e.get('mean', float('nan')):+.4f} [{e.get('ci_low', float('nan')):+.4f}, "
+                f"{e.get('ci_high', float('nan')):+.4f}]",
+                row["verdict"],
+                f"{t.get('mean', float('nan')):+.4f} [{t.get('ci_low', float('nan')):+.4f}, "
+                f"{t.get('ci_high', float('nan')):+.4f}]",
+                t.get("verdict", ""),
+            )
+        out.print(table)
+    for name, path in data.get("plots", {}).items():
+        out.print(f"{name}: {path}")
+    out.print(f"report: {Path(data['out_dir']) / 'report.json'}")
+
+
+@app.command(name="lr-find")
+def lr_find_command(
+    recipe: Path = typer.Argument(..., help="Recipe YAML file."),
+    seeds: int = typer.Option(3, "--seeds", help="Repeat the range test over this many seeds."),
+    start: float = typer.Option(1e-7, "--start", help="Smallest learning rate tried."),
+    end: float = typer.Option(10.0, "--end", help="Largest learning rate tried."),
+    steps: int = typer.Option(100, "--steps", help="Mini-batches per range test."),
+    out_dir: Path = typer.Option(Path("lr_find"), "--out", help="Folder for the PNG and JSON."),
+    overrides: list[str] | None = SetOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Learning-rate range test (Smith): loss against lr, suggestions and their spread."""
+    from trainlab.diagnose.lr_finder import lr_find as run_lr_find
+
+    result = run_lr_find(
+        recipe, overrides or [], seeds=seeds, start=start, end=end, steps=steps, out=out_dir
+    )
+    data = result.to_dict()
+    data.pop("curves")
+    if not as_json:
+        table = Table(title=f"LR range test over {seeds} seeds (recipe lr {result.recipe_lr:g})")
+        for col in ("suggestion", "geometric mean", "per seed", "max/min"):
+            table.add_column(col)
+        for name, sug in result.suggestions.items():
+            vals = ", ".join("-" if v is None else f"{v:.2g}" for v in sug["values"])
+            gm, spread = sug.get("geomean"), sug.get("spread")
+            table.add_row(
+                name,
+                "-" if gm is None else f"{gm:.3g}",
+                vals,
+                "-" if spread is None else f"{spread:.1f}x",
+            )
+        out.print(table)
+        if not result.informative:
+            out.print("the loss never fell in most range tests: the suggestions mean nothing")
+        out.print(f"plot: {result.plot}")
+    emit(data, as_json)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import torch
 from trainlab import setup
 from trainlab.data.batching import TensorBatches
 from trainlab.data.preprocess import Preprocessor
+from trainlab.data.table import Table, raw_rows, read_table
 from trainlab.engine.checkpoint import load_weights
 from trainlab.engine.loop import Engine
 from trainlab.engine.metrics import predictions, scores
@@ -40,8 +41,29 @@ class Predictor:
         self.device = device
 
     def _prepare(self, x: Any) -> torch.Tensor:
+        """Raw inputs → the model's input tensor, through the run's fitted preprocessing.
+
+        Accepts what the run was trained on: numeric arrays (a single sample or a batch),
+        for tables also rows with column names (a `Table` read from a CSV with a header,
+        a list of dicts, a dict of columns), for text runs strings.
+        """
+        pre = self.preprocessor
+        if pre.kind == "text":
+            texts = self._texts(x)
+            ids = pre.transform(texts)
+            return torch.as_tensor(ids, dtype=torch.long, device=self.device)
+        if pre.from_table and pre.column_names:
+            raw = raw_rows(x, pre.column_names, pre.column_kinds or [], self._missing_markers())
+            return torch.as_tensor(pre.transform(raw), dtype=torch.float32, device=self.device)
+        if isinstance(x, Table):
+            names = pre.column_names or []
+            if not names or not set(names) <= set(x.names):
+                # a numeric CSV with its own header: columns are taken in file order
+                x = Table([f"x{i}" for i in range(len(x.names))], x.rows, x.source)
+                names = x.names
+            x = raw_rows(x, names, ["numeric"] * len(names), ())
         arr = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float32)
-        shape = self.info.input_shape
+        shape = tuple(pre.input_shape) if pre.input_shape is not None else self.info.input_shape
         n_features = math.prod(shape)
         if arr.ndim == len(shape):  # a single sample
             arr = arr[None]
@@ -54,10 +76,29 @@ class Predictor:
                     f"input has {per_row} features per row (shape {tuple(arr.shape[1:])}); "
                     f"the model expects {n_features} (shape {shape})"
                 )
-        if not np.isfinite(arr).all():
+        if not np.isfinite(arr).all() and pre.p.get("fill") is None:
             raise DataError("input contains NaN or infinite values; clean or impute them first")
-        arr = self.preprocessor.transform(arr)
+        arr = pre.transform(arr)
         return torch.as_tensor(arr, dtype=torch.float32, device=self.device)
+
+    def _missing_markers(self) -> tuple[str, ...]:
+        from trainlab.data.table import DEFAULT_MISSING
+
+        params = self.run.recipe.data.dataset.params
+        return tuple(getattr(params, "missing", DEFAULT_MISSING))
+
+    def _texts(self, x: Any) -> np.ndarray:
+        if isinstance(x, str):
+            items = [x]
+        elif isinstance(x, Table):
+            params = self.run.recipe.data.dataset.params
+            column = getattr(params, "text_column", "text")
+            items = x.column(column if column in x.names else x.names[0])
+        else:
+            items = [str(t) for t in np.asarray(x, dtype=object).reshape(-1)]
+        out = np.empty(len(items), dtype=object)
+        out[:] = items
+        return out
 
     @torch.no_grad()
     def outputs(self, x: Any, batch_size: int = 1024) -> torch.Tensor:
@@ -85,12 +126,7 @@ class Predictor:
             raise DataError(f"split must be train, val or test (got {split!r})")
         recipe = self.run.recipe
         data = setup.load_dataset(recipe)
-        from trainlab.data.splits import canonical_split
-
-        splits = canonical_split(
-            data, recipe.data.test_size, recipe.data.val_size, recipe.data.split_seed
-        )
-        part = getattr(splits, split)
+        part = getattr(setup.raw_splits(recipe, data), split)  # a cv fold's own split
         xt, yt = setup.to_tensors(
             self.preprocessor.transform(part.X), part.y, self.info, self.device
         )
@@ -116,7 +152,12 @@ def load(run_dir: str | Path, device: str = "cpu") -> Predictor:
 
 
 def read_inputs(path: str | Path) -> np.ndarray:
-    """Read prediction inputs from .npy, .npz (array 'x', 'X' or the only one) or .csv."""
+    """Read prediction inputs from .npy, .npz (array 'x', 'X' or the only one), .csv or .txt.
+
+    A CSV whose first row is a header comes back as a `Table` (rows matched to the
+    training columns by name), a numeric CSV without header as an array, a .txt of
+    sentences as an array of strings (one per line).
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"input file '{path}' not found")
@@ -135,7 +176,7 @@ def read_inputs(path: str | Path) -> np.ndarray:
                     raise DataError(f"'{path}' holds arrays {keys}; name the inputs 'x'")
                 return z[key]
         if suffix in (".csv", ".tsv", ".txt"):
-            return _read_numeric_csv(path, "\t" if suffix == ".tsv" else ",")
+            return _read_text_input(path, suffix)
     except ValueError as exc:
         raise DataError(f"cannot read '{path}': {exc}") from None
     raise DataError(f"input file '{path}': unsupported type '{suffix}'; use .npy, .npz or .csv")
@@ -161,3 +202,22 @@ def _read_numeric_csv(path: Path, delimiter: str) -> np.ndarray:
     if len(widths) != 1:
         raise DataError(f"'{path}': rows have different numbers of columns {sorted(widths)}")
     return np.asarray(rows, dtype=np.float32)
+
+
+def _read_text_input(path: Path, suffix: str) -> np.ndarray | Table:
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if not lines:
+        raise DataError(f"'{path}' is empty")
+    if suffix == ".txt":
+        try:
+            return _read_numeric_csv(path, ",")
+        except DataError:
+            out = np.empty(len(lines), dtype=object)
+            out[:] = [ln.strip() for ln in lines]
+            return out
+    delimiter = "\t" if suffix == ".tsv" else ","
+    try:
+        [float(v) for v in lines[0].split(delimiter)]
+    except ValueError:
+        return read_table(path, delimiter, header=True)
+    return _read_numeric_csv(path, delimiter)

@@ -30,7 +30,6 @@ from trainlab.errors import DivergenceError, RecipeError, RunError
 from trainlab.store.index import RunIndex, default_runs_root
 from trainlab.store.rundir import UNFINISHED, RunDir, next_free_run_dir
 
-
 #: Training samples re-evaluated in eval mode after each epoch (the `train_eval_*` metrics).
 TRAIN_EVAL_SAMPLES = 2048
 
@@ -98,13 +97,21 @@ def build_techniques(recipe: Recipe) -> list[Technique]:
     """Instantiate the recipe's techniques; refuse combinations that cannot work together."""
     techniques = [spec.entry.builder(spec.params) for spec in recipe.techniques]
     rewriting = [
-        s.name for s, t in zip(recipe.techniques, techniques, strict=True) if t.rewrites_targets
+        (s.name, t)
+        for s, t in zip(recipe.techniques, techniques, strict=True)
+        if t.rewrites_targets
     ]
     if len(rewriting) > 1:
-        raise RecipeError(
-            f"techniques: {' and '.join(rewriting)} both rewrite the targets and cannot be "
-            "combined in one run; keep one"
-        )
+        # Target rewriters (mixup, cutmix) may take turns batch by batch when every one
+        # of them sets `alternate: true`; otherwise the combination is refused.
+        if not all(getattr(t, "alternate", False) for _, t in rewriting):
+            raise RecipeError(
+                f"techniques: {' and '.join(n for n, _ in rewriting)} both rewrite the "
+                "targets and cannot be combined in one run; keep one, or set "
+                "alternate: true on each to take turns batch by batch"
+            )
+        for slot, (_, t) in enumerate(rewriting):
+            t.take_turns(slot, len(rewriting))
     names = [s.name for s in recipe.techniques]
     for spec in recipe.techniques:
         for other in spec.entry.metadata.get("conflicts", ()):
@@ -135,15 +142,22 @@ def train(
     store: str | None = None,
     study: str | None = None,
     extra_techniques: list[Technique] | None = None,
+    evaluate_test: bool = True,
 ) -> Run:
     """Train a recipe into a run directory and return the Run.
 
     If the directory holds an unfinished run of the same recipe, training resumes from
     its last checkpoint and ends exactly where an uninterrupted run would. A finished run
     is returned as it is. `extra_techniques` are added to the recipe's (e.g. a pruning
-    reporter from a search).
+    reporter from a search). `evaluate_test=False` skips the test split (a search's trials:
+    the test split must never be looked at while choosing).
     """
     recipe = load_recipe(recipe, overrides)
+    if recipe.data.cv and recipe.data.fold is None:  # k-fold: k runs, mean ± std
+        from trainlab.cv import train_cv
+
+        run_dir = resolve_run_dir(recipe, out, name)
+        return train_cv(recipe, out=run_dir, quiet=quiet, store=store, study=study)
     run_dir = resolve_run_dir(recipe, out, name)
     rd = RunDir(run_dir)
     digest = recipe_hash(recipe)
@@ -159,12 +173,12 @@ def train(
     started = time.perf_counter()
     t = recipe.train
     determinism.seed_everything(t.seed)
-    det = determinism.configure(t.deterministic, t.threads)
     device = determinism.resolve_device(t.device)
+    det = determinism.configure(t.deterministic, t.threads, device)
 
     data = setup.load_dataset(recipe)
-    info = setup.task_info(recipe, data)
     splits, pre = setup.split_and_preprocess(recipe, data)
+    info = setup.task_info(recipe, data)  # after preprocessing: one-hot/PCA/vocab set the shape
     setup.check_finite(splits, recipe.data.dataset.name)
 
     determinism.seed_everything(t.seed)
@@ -226,6 +240,7 @@ def train(
         "created_at": previous.get("created_at") or _now(),
         "resumed_from_epoch": resumed_from,
         "epochs_completed": state.epoch,
+        "parameters": sum(p.numel() for p in model.parameters()),
         "determinism": det,
         "environment": environment.describe(device),
         "study": study,
@@ -250,7 +265,7 @@ def train(
         state,
         train_batches,
         val_batches,
-        test_batches,
+        test_batches if evaluate_test else None,
         techniques + callbacks,
         info.target_kind,
         train_eval_batches=train_eval_batches,

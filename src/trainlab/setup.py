@@ -14,7 +14,7 @@ from trainlab.config.schema import LossSpec, Recipe
 from trainlab.data.arrays import ArrayData, Splits
 from trainlab.data.preprocess import Preprocessor
 from trainlab.data.splits import canonical_split
-from trainlab.errors import RecipeError
+from trainlab.errors import DataError, RecipeError
 from trainlab.tasks import TaskInfo
 
 REGRESSION_LOSSES_HINT = "mse, mae, huber or smooth_l1"
@@ -70,14 +70,38 @@ def task_info(recipe: Recipe, data: ArrayData) -> TaskInfo:
     )
 
 
+def raw_splits(recipe: Recipe, data: ArrayData) -> Splits:
+    """The run's train/val/test rows before preprocessing: canonical, or its cv fold."""
+    cfg = recipe.data
+    if cfg.cv and cfg.fold is not None:
+        from trainlab.data.splits import fold_split
+
+        return fold_split(data, cfg.cv, cfg.fold, cfg.test_size, cfg.split_seed)
+    return canonical_split(data, cfg.test_size, cfg.val_size, cfg.split_seed)
+
+
 def split_and_preprocess(recipe: Recipe, data: ArrayData) -> tuple[Splits, Preprocessor]:
-    """Canonical split, then preprocessing fitted on the training split only."""
-    splits = canonical_split(
-        data, recipe.data.test_size, recipe.data.val_size, recipe.data.split_seed
-    )
-    pre = Preprocessor(recipe.data.preprocessing).fit(splits.train.X)
+    """Canonical (or cross-validation fold) split, then preprocessing fitted on train only.
+
+    Afterwards `data` describes the model's input: `data.input_shape` and
+    `data.extras["features"]` (vocabulary size, column layout) are those after encoding
+    and PCA, so `task_info(recipe, data)` must be called after this.
+    """
+    cfg = recipe.data
+    splits = raw_splits(recipe, data)
+    kinds = data.extras.get("column_kinds")
+    pre = Preprocessor(cfg.preprocessing, data.feature_names if kinds else None, kinds)
+    pre.fit(splits.train.X)
     for part in (splits.train, splits.val, splits.test):
         part.X = pre.transform(part.X)
+    data.input_shape = tuple(splits.train.X.shape[1:])
+    features = pre.features()
+    if features:
+        data.extras["features"] = {**data.extras.get("features", {}), **features}
+    if pre.output_names is not None:
+        data.feature_names = pre.output_names
+    elif pre.p.get("pca_components") is not None:
+        data.feature_names = [f"pc{i + 1}" for i in range(data.input_shape[0])]
     return splits, pre
 
 
@@ -85,11 +109,16 @@ def check_finite(splits: Splits, dataset: str) -> None:
     """Refuse NaN or infinite features: they would silently poison training."""
     for split_name in ("train", "val", "test"):
         X = getattr(splits, split_name).X
+        if X.dtype.kind not in "fc":
+            continue
         if not np.isfinite(X).all():
-            bad = int((~np.isfinite(X.reshape(len(X), -1))).any(axis=1).sum())
-            raise RecipeError(
-                f"data: dataset '{dataset}' has {bad} {split_name} rows with NaN or infinite "
-                "features; configure an imputer in data.preprocessing or clean the file"
+            flat = X.reshape(len(X), -1)
+            bad_rows = int((~np.isfinite(flat)).any(axis=1).sum())
+            col = int(np.argmax((~np.isfinite(flat)).any(axis=0)))
+            raise DataError(
+                f"data: dataset '{dataset}' has {bad_rows} {split_name} rows with NaN or "
+                f"infinite features (first in feature {col}); set data.preprocessing.impute "
+                "or clean the file"
             )
 
 
@@ -113,8 +142,12 @@ def build_loss_fn(recipe: Recipe, data_task: str, info: TaskInfo) -> nn.Module:
 def to_tensors(
     X: np.ndarray, y: np.ndarray, info: TaskInfo, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features as float32 and targets in the dtype the loss expects, on `device`."""
-    xt = torch.as_tensor(np.ascontiguousarray(X), dtype=torch.float32, device=device)
+    """Features on `device`: token ids (integer arrays) as int64, everything else float32.
+
+    Targets get the dtype the loss expects.
+    """
+    x_dtype = torch.long if np.asarray(X).dtype.kind in "iu" else torch.float32
+    xt = torch.as_tensor(np.ascontiguousarray(X), dtype=x_dtype, device=device)
     dtype = torch.float32 if info.target_kind == "regression" else torch.long
     yt = torch.as_tensor(np.ascontiguousarray(y), dtype=dtype, device=device)
     return xt, yt

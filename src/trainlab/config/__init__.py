@@ -1,7 +1,36 @@
-"""Recipe schema, safe YAML loading and dotted overrides."""
+"""Recipe schema, safe YAML loading and dotted overrides.
 
-from trainlab.config.loading import apply_overrides, dump_recipe, load_recipe, recipe_hash
-from trainlab.config.schema import Recipe, validate_recipe
+Names load lazily: `trainlab.registry` imports `trainlab.config.base`, and the schema
+imports the registry, so importing the schema here eagerly would make a cycle.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+_LAZY = {
+    "apply_overrides": "trainlab.config.loading",
+    "dump_recipe": "trainlab.config.loading",
+    "load_recipe": "trainlab.config.loading",
+    "recipe_hash": "trainlab.config.loading",
+    "Recipe": "trainlab.config.schema",
+    "validate_recipe": "trainlab.config.schema",
+}
+
+if TYPE_CHECKING:
+    from trainlab.config.loading import apply_overrides, dump_recipe, load_recipe, recipe_hash
+    from trainlab.config.schema import Recipe, validate_recipe
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'trainlab.config' has no attribute {name!r}")
+
 
 __all__ = [
     "Recipe",

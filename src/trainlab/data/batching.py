@@ -60,4 +60,6 @@ class TensorBatches:
                 yield self.X[i * bs : (i + 1) * bs], self.y[i * bs : (i + 1) * bs]
             else:
                 idx = order[i * bs : (i + 1) * bs]
-                yield self.X[idx], self.y[idx]
+                # index_select is several times faster than advanced indexing X[idx] on
+                # CPU (bench/data.py) and gives the same values.
+                yield self.X.index_select(0, idx), self.y.index_select(0, idx)

@@ -1,6 +1,21 @@
 """Preprocessing fitted on the training split only, saved as plain numbers.
 
-The fitted state is a dict of lists (JSON), so loading it executes no code.
+Fitting uses scikit-learn (a `ColumnTransformer` of imputer → scaler for numeric columns,
+missing indicators, and imputer → one-hot / ordinal encoder for categorical ones, then
+`PCA`). The fitted parameters are then read out into plain lists, and `transform` applies
+them with NumPy, so the state saved with a run is JSON: loading it executes no code and
+needs no pickle. `tests/data/test_preprocess.py` checks that NumPy transform equals the
+scikit-learn pipeline's output.
+
+Three kinds of input:
+
+- **tabular** — (N, F) float or object arrays with named numeric and categorical columns.
+  Output: float32 (N, n_numeric + n_index) with scaled numeric, indicator and one-hot
+  columns first and integer index columns (0 = unknown/missing) last.
+- **array** — images and other (N, …) float arrays: scaled per position (flattened),
+  shape kept unless PCA flattens it to (N, k).
+- **text** — (N,) arrays of strings: tokenized and encoded with a vocabulary learned on
+  the training texts, int64 (N, max_len).
 """
 
 from __future__ import annotations
@@ -10,54 +25,396 @@ from typing import Any
 import numpy as np
 
 from trainlab.config.schema import PreprocessingConfig
+from trainlab.data.text import PAD_INDEX, Vocabulary, tokenize
+from trainlab.errors import DataError
+
+MISSING_CATEGORY = "<missing>"
+
+
+def _is_missing_cell(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
 
 
 class Preprocessor:
-    """Feature scaling learned from training data and applied to any split."""
+    """Transforms learned from training data and applied to any split or to raw inputs.
 
-    def __init__(self, config: PreprocessingConfig) -> None:
+    Args:
+        config: the recipe's `data.preprocessing`.
+        column_names / column_kinds: per raw column, its name and "numeric" or
+            "categorical" (tables only; default: all numeric, named by position).
+    """
+
+    def __init__(
+        self,
+        config: PreprocessingConfig,
+        column_names: list[str] | None = None,
+        column_kinds: list[str] | None = None,
+    ) -> None:
         self.config = config
-        self.shift: np.ndarray | None = None
-        self.scale: np.ndarray | None = None
+        self.column_names = column_names
+        self.column_kinds = column_kinds
+        #: columns were typed by a table loader (a user's file), not a built-in array
+        self.from_table = column_kinds is not None
+        self.kind: str | None = None
+        self.input_shape: tuple[int, ...] | None = None
+        self.p: dict[str, Any] = {}
+        self.vocab: Vocabulary | None = None
 
+    # ----------------------------------------------------------------- fitting
     def fit(self, X: np.ndarray) -> Preprocessor:
-        """Learn statistics from the training features."""
+        """Learn every statistic from the training features `X` (and nothing else)."""
+        X = np.asarray(X)
+        self.input_shape = tuple(X.shape[1:])
+        if X.ndim == 1 and (X.dtype == object or X.dtype.kind in "US"):
+            return self._fit_text(X)
+        self.kind = "tabular" if X.ndim == 2 else "array"
         flat = X.reshape(len(X), -1)
-        if self.config.scale == "standard":
-            from sklearn.preprocessing import StandardScaler
-
-            s = StandardScaler().fit(flat)
-            self.shift, self.scale = s.mean_, s.scale_
-        elif self.config.scale == "minmax":
-            from sklearn.preprocessing import MinMaxScaler
-
-            s = MinMaxScaler().fit(flat)
-            self.shift = -s.min_ / s.scale_
-            self.scale = 1.0 / s.scale_
+        names = self.column_names or [f"x{i}" for i in range(flat.shape[1])]
+        kinds = self.column_kinds or ["numeric"] * flat.shape[1]
+        if len(names) != flat.shape[1] or len(kinds) != flat.shape[1]:
+            names = [f"x{i}" for i in range(flat.shape[1])]
+            kinds = ["numeric"] * flat.shape[1]
+        self.column_names, self.column_kinds = names, kinds
+        self._fit_columns(flat)
         return self
 
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        """Apply the learned statistics; float32 out."""
-        X = np.asarray(X, dtype=np.float32)
-        if self.shift is None:
-            return X
-        shape = X.shape
-        flat = (X.reshape(len(X), -1) - self.shift) / self.scale
-        return flat.reshape(shape).astype(np.float32)
+    def _scale_mode(self) -> str:
+        mode = self.config.scale
+        if mode == "auto":
+            # Tables from files have columns in unrelated units; images and the built-in
+            # arrays are already on a common scale and keep their values.
+            return "standard" if self.kind == "tabular" and self.from_table else "none"
+        return mode
 
-    def state_dict(self) -> dict[str, Any]:
-        """Fitted parameters as JSON-serializable data."""
+    def _fit_columns(self, flat: np.ndarray) -> None:
+        from sklearn.compose import ColumnTransformer
+        from sklearn.decomposition import PCA
+        from sklearn.impute import MissingIndicator, SimpleImputer
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import (
+            MinMaxScaler,
+            OneHotEncoder,
+            OrdinalEncoder,
+            RobustScaler,
+            StandardScaler,
+        )
+
+        cfg = self.config
+        num = [i for i, k in enumerate(self.column_kinds) if k == "numeric"]
+        cat = [i for i, k in enumerate(self.column_kinds) if k == "categorical"]
+        self.p = {}
+        numeric = flat[:, num].astype(np.float64) if num else np.zeros((len(flat), 0))
+        if cfg.impute == "none" and num:
+            bad = np.isnan(numeric).any(axis=0)
+            if bad.any():
+                j = int(np.argmax(bad))
+                n_bad = int(np.isnan(numeric[:, j]).sum())
+                raise DataError(
+                    f"column '{self.column_names[num[j]]}' has {n_bad} missing values in the "
+                    "training split; set data.preprocessing.impute to mean, median, "
+                    "most_frequent or constant"
+                )
+        scale = self._scale_mode()
+        if not cat and scale == "none" and cfg.impute == "none" and cfg.pca is None:
+            # nothing to learn (e.g. MNIST pixels as they are): skip the sklearn round trip
+            self.p = {
+                "numeric": num,
+                "categorical": [],
+                "fill": None,
+                "shift": None,
+                "scale": None,
+                "indicator": [],
+                "categories": [],
+                "cat_fill": None,
+                "pca_mean": None,
+                "pca_components": None,
+                "identity": True,
+            }
+            return
+        parts: list[tuple[str, Any, list[int]]] = []
+        num_steps: list[tuple[str, Any]] = []
+        if cfg.impute != "none":
+            num_steps.append(
+                (
+                    "impute",
+                    SimpleImputer(
+                        strategy=cfg.impute, fill_value=cfg.fill_value, keep_empty_features=True
+                    ),
+                )
+            )
+        scaler = {
+            "standard": StandardScaler,
+            "minmax": MinMaxScaler,
+            "robust": RobustScaler,
+        }.get(scale)
+        if scaler is not None:
+            num_steps.append(("scale", scaler()))
+        if num:
+            parts.append(("num", Pipeline(num_steps) if num_steps else "passthrough", num))
+        if num and cfg.add_indicator:
+            parts.append(("ind", MissingIndicator(features="missing-only"), num))
+        encode = cfg.encode
+        if cat:
+            strategy = "most_frequent" if cfg.categorical_missing == "most_frequent" else "constant"
+            imputer = SimpleImputer(
+                strategy=strategy, fill_value=MISSING_CATEGORY, missing_values=np.nan
+            )
+            if encode == "onehot":
+                enc = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float64)
+                parts.append(("cat", Pipeline([("impute", imputer), ("encode", enc)]), cat))
+            else:
+                enc = OrdinalEncoder(
+                    handle_unknown="use_encoded_value",
+                    unknown_value=-1,
+                    encoded_missing_value=-1,
+                    dtype=np.float64,
+                )
+                steps = [("encode", enc)]
+                if cfg.categorical_missing == "most_frequent":
+                    steps.insert(0, ("impute", imputer))
+                parts.append(("cat", Pipeline(steps), cat))
+        frame = _as_sklearn_input(flat, num, cat)
+        ct = ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
+        out = ct.fit_transform(frame)
+        self._sklearn = ct  # kept in memory only, for the parity test
+
+        p = self.p
+        p["numeric"] = num
+        p["categorical"] = cat
+        p["fill"] = None
+        p["shift"] = p["scale"] = None
+        if num and num_steps:
+            pipe = ct.named_transformers_["num"]
+            if "impute" in pipe.named_steps:
+                p["fill"] = pipe.named_steps["impute"].statistics_.astype(float).tolist()
+            if "scale" in pipe.named_steps:
+                shift, div = _scaler_params(pipe.named_steps["scale"])
+                p["shift"], p["scale"] = shift.tolist(), div.tolist()
+        p["indicator"] = (
+            ct.named_transformers_["ind"].features_.tolist() if num and cfg.add_indicator else []
+        )
+        p["categories"] = []
+        p["cat_fill"] = None
+        if cat:
+            pipe = ct.named_transformers_["cat"]
+            p["categories"] = [
+                [str(c) for c in cats] for cats in pipe.named_steps["encode"].categories_
+            ]
+            if "impute" in pipe.named_steps:
+                p["cat_fill"] = [str(v) for v in pipe.named_steps["impute"].statistics_]
+        n_index = len(cat) if encode == "index" else 0
+        dense = out[:, : out.shape[1] - n_index]
+        p["pca_mean"] = p["pca_components"] = None
+        if cfg.pca is not None:
+            n_feats = dense.shape[1]
+            if isinstance(cfg.pca, int) and cfg.pca > min(n_feats, len(dense)):
+                raise DataError(
+                    f"data.preprocessing.pca: {cfg.pca} components asked but the data has only "
+                    f"{n_feats} features ({len(dense)} training rows); ask for fewer"
+                )
+            pca = PCA(n_components=cfg.pca, svd_solver="full", random_state=0).fit(dense)
+            p["pca_mean"] = pca.mean_.tolist()
+            p["pca_components"] = pca.components_.tolist()
+            p["pca_explained"] = float(pca.explained_variance_ratio_.sum())
+
+    def _fit_text(self, texts: np.ndarray) -> Preprocessor:
+        self.kind = "text"
+        t = self.config.text
+        tokens = [tokenize(str(s), t.lowercase) for s in texts]
+        self.vocab = Vocabulary.build(tokens, t.min_freq, t.max_size)
+        return self
+
+    # ------------------------------------------------------------- transforming
+    @property
+    def output_names(self) -> list[str] | None:
+        """Names of the output columns (tables without PCA), else None."""
+        if self.kind != "tabular" or self.p.get("pca_components") is not None:
+            return None
+        names = [self.column_names[i] for i in self.p["numeric"]]
+        names += [f"{self.column_names[self.p['numeric'][j]]}_missing" for j in self.p["indicator"]]
+        cats = [self.column_names[i] for i in self.p["categorical"]]
+        if self.config.encode == "onehot":
+            for name, values in zip(cats, self.p["categories"], strict=True):
+                names += [f"{name}={v}" for v in values]
+        else:
+            names += cats
+        return names
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Apply the learned transforms; float32 (int64 for text) out."""
+        if self.kind is None:
+            return np.asarray(X, dtype=np.float32)
+        X = np.asarray(X)
+        if self.kind == "text":
+            t = self.config.text
+            assert self.vocab is not None
+            tokens = [tokenize(str(s), t.lowercase) for s in X.reshape(-1)]
+            return self.vocab.encode(tokens, t.max_len)
+        if tuple(X.shape[1:]) != tuple(self.input_shape or ()):
+            raise DataError(
+                f"input has shape {tuple(X.shape[1:])} per row; the run was trained on "
+                f"{tuple(self.input_shape or ())}"
+            )
+        p = self.p
+        if p.get("identity"):
+            if X.dtype.kind not in "fiub":
+                raise DataError("input holds non-numeric values; the run was trained on numbers")
+            return X.astype(np.float32, copy=False)
+        flat = X.reshape(len(X), -1)
+        num, cat = p["numeric"], p["categorical"]
+        blocks = []
+        if num:
+            z = flat[:, num].astype(np.float64)
+            missing = np.isnan(z)
+            if p["fill"] is not None:
+                z = np.where(missing, np.asarray(p["fill"]), z)
+            elif missing.any():
+                j = int(np.argmax(missing.any(axis=0)))
+                raise DataError(
+                    f"column '{self.column_names[num[j]]}' has missing values and the run "
+                    "has no imputer; fill them or retrain with data.preprocessing.impute"
+                )
+            if p["shift"] is not None:
+                z = (z - np.asarray(p["shift"])) / np.asarray(p["scale"])
+            blocks.append(z)
+            if p["indicator"]:
+                blocks.append(missing[:, p["indicator"]].astype(np.float64))
+        index_block = None
+        if cat:
+            raw = flat[:, cat]
+            cols = []
+            for j, values in enumerate(p["categories"]):
+                col = raw[:, j]
+                miss = np.fromiter((_is_missing_cell(v) for v in col), bool, len(col))
+                strs = np.where(miss, "", col.astype(str))
+                if p["cat_fill"] is not None:
+                    strs = np.where(miss, p["cat_fill"][j], strs)
+                elif self.config.encode == "onehot":
+                    strs = np.where(miss, MISSING_CATEGORY, strs)
+                lookup = {v: i for i, v in enumerate(values)}
+                codes = np.fromiter((lookup.get(s, -1) for s in strs), np.int64, len(strs))
+                if self.config.encode == "index" and p["cat_fill"] is None:
+                    codes[miss] = -1
+                cols.append(codes)
+            if self.config.encode == "onehot":
+                for codes, values in zip(cols, p["categories"], strict=True):
+                    onehot = np.zeros((len(codes), len(values)))
+                    known = codes >= 0
+                    onehot[np.nonzero(known)[0], codes[known]] = 1.0
+                    blocks.append(onehot)
+            else:
+                index_block = np.stack(cols, axis=1) + 1  # 0 = unknown or missing
+        dense = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(flat), 0))
+        if p["pca_components"] is not None:
+            dense = (dense - np.asarray(p["pca_mean"])) @ np.asarray(p["pca_components"]).T
+        elif self.kind == "array":
+            return dense.reshape(X.shape).astype(np.float32)
+        if index_block is not None:
+            dense = np.concatenate([dense, index_block.astype(np.float64)], axis=1)
+        return dense.astype(np.float32)
+
+    def features(self) -> dict[str, Any]:
+        """Facts architectures need (TaskInfo.features): vocabulary or column layout."""
+        if self.kind == "text":
+            assert self.vocab is not None
+            return {
+                "kind": "text",
+                "vocab_size": len(self.vocab),
+                "pad_index": PAD_INDEX,
+                "max_len": self.config.text.max_len,
+            }
+        if self.kind != "tabular":
+            return {}
+        cats = [self.column_names[i] for i in self.p["categorical"]]
+        index = self.config.encode == "index" and bool(cats)
+        n_out = self.output_dim
         return {
+            "kind": "tabular",
+            "numeric": n_out - (len(cats) if index else 0),
+            "cardinalities": [len(v) + 1 for v in self.p["categories"]] if index else [],
+            "categorical_names": cats if index else [],
+        }
+
+    @property
+    def output_dim(self) -> int:
+        """Number of output features of a table (after encoding and PCA)."""
+        p = self.p
+        if p.get("pca_components") is not None:
+            dense = len(p["pca_components"])
+        else:
+            dense = len(p["numeric"]) + len(p["indicator"])
+            if self.config.encode == "onehot":
+                dense += sum(len(v) for v in p["categories"])
+        index = len(p["categorical"]) if self.config.encode == "index" else 0
+        return dense + index
+
+    # ------------------------------------------------------------- persistence
+    def state_dict(self) -> dict[str, Any]:
+        """Fitted parameters as JSON-serializable data (lists, numbers, strings)."""
+        return {
+            "version": 2,
             "config": self.config.model_dump(),
-            "shift": None if self.shift is None else self.shift.tolist(),
-            "scale": None if self.scale is None else self.scale.tolist(),
+            "kind": self.kind,
+            "input_shape": list(self.input_shape) if self.input_shape is not None else None,
+            "column_names": self.column_names,
+            "column_kinds": self.column_kinds,
+            "from_table": self.from_table,
+            "params": self.p,
+            "vocab": self.vocab.state_dict() if self.vocab is not None else None,
         }
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> Preprocessor:
-        """Rebuild a fitted preprocessor from `state_dict()` output."""
-        pre = cls(PreprocessingConfig(**state["config"]))
-        if state.get("shift") is not None:
-            pre.shift = np.asarray(state["shift"], dtype=np.float64)
-            pre.scale = np.asarray(state["scale"], dtype=np.float64)
+        """Rebuild a fitted preprocessor from `state_dict()` output (no code executed)."""
+        if state.get("version") != 2:  # the foundation's scale-only format
+            legacy = cls(PreprocessingConfig(scale=state["config"].get("scale", "none")))
+            if state.get("shift") is not None:
+                legacy.kind = "array"
+                legacy.p = {
+                    "numeric": list(range(len(state["shift"]))),
+                    "categorical": [],
+                    "fill": None,
+                    "shift": state["shift"],
+                    "scale": state["scale"],
+                    "indicator": [],
+                    "categories": [],
+                    "cat_fill": None,
+                    "pca_components": None,
+                }
+            return legacy
+        pre = cls(
+            PreprocessingConfig(**state["config"]), state["column_names"], state["column_kinds"]
+        )
+        pre.kind = state["kind"]
+        pre.from_table = bool(state.get("from_table"))
+        pre.input_shape = tuple(state["input_shape"]) if state["input_shape"] is not None else None
+        pre.p = state["params"]
+        if state.get("vocab") is not None:
+            pre.vocab = Vocabulary.from_state_dict(state["vocab"])
         return pre
+
+
+def _as_sklearn_input(flat: np.ndarray, num: list[int], cat: list[int]) -> np.ndarray:
+    """Object array with NaN for every missing cell (what scikit-learn treats as missing)."""
+    if not cat:
+        return flat.astype(np.float64)
+    out = np.empty(flat.shape, dtype=object)
+    if num:
+        out[:, num] = flat[:, num].astype(np.float64)
+    for j in cat:
+        col = flat[:, j]
+        out[:, j] = [np.nan if _is_missing_cell(v) else str(v) for v in col]
+    return out
+
+
+def _scaler_params(scaler: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A fitted scikit-learn scaler as (x - shift) / scale."""
+    from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
+
+    if isinstance(scaler, StandardScaler):
+        return scaler.mean_, scaler.scale_
+    if isinstance(scaler, RobustScaler):
+        return scaler.center_, scaler.scale_
+    if isinstance(scaler, MinMaxScaler):
+        return -scaler.min_ / scaler.scale_, 1.0 / scaler.scale_
+    raise TypeError(f"unsupported scaler {type(scaler).__name__}")

@@ -43,3 +43,39 @@ def canonical_split(
         test = Split(X_test, y_test)
     X_train, X_val, y_train, y_val = _split(X_rest, y_rest, val_size, seed, stratify, "validation")
     return Splits(Split(X_train, y_train), Split(X_val, y_val), test)
+
+
+def fold_split(data: ArrayData, k: int, fold: int, test_size: float = 0.2, seed: int = 0) -> Splits:
+    """Fold `fold` of k-fold cross-validation: that fold validates, the others train.
+
+    The test split is the canonical one (or the official test file) and stays out of
+    every fold. Folds are stratified for classification and shuffled with `seed`.
+    """
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    if not 0 <= fold < k:
+        raise DataError(f"data.fold: {fold} is out of range for cv: {k} (use 0 to {k - 1})")
+    stratify = data.task == "classification"
+    if data.X_test is not None and data.y_test is not None:
+        X_rest, y_rest = data.X, data.y
+        test = Split(data.X_test, data.y_test)
+    else:
+        X_rest, X_test, y_rest, y_test = _split(data.X, data.y, test_size, seed, stratify, "test")
+        test = Split(X_test, y_test)
+    if stratify:
+        values, counts = np.unique(y_rest, return_counts=True)
+        if counts.min() < k:
+            bad = values[counts.argmin()].item()
+            raise DataError(
+                f"cannot make {k} stratified folds: class {bad!r} has only {counts.min()} "
+                f"samples outside the test split; lower data.cv or add samples of that class"
+            )
+        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    else:
+        if len(y_rest) < k:
+            raise DataError(f"cannot make {k} folds of {len(y_rest)} samples; lower data.cv")
+        splitter = KFold(n_splits=k, shuffle=True, random_state=seed)
+    train_idx, val_idx = list(splitter.split(np.zeros(len(y_rest)), y_rest))[fold]
+    return Splits(
+        Split(X_rest[train_idx], y_rest[train_idx]), Split(X_rest[val_idx], y_rest[val_idx]), test
+    )

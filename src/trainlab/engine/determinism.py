@@ -16,19 +16,26 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def configure(deterministic: bool, threads: int | None) -> dict[str, object]:
-    """Apply determinism and thread settings; return what is in force, for the run record."""
+def configure(
+    deterministic: bool, threads: int | None, device: torch.device | None = None
+) -> dict[str, object]:
+    """Apply determinism and thread settings; return what is in force, for the run record.
+
+    On the CPU, seeded generators and a fixed thread count already make training
+    repeatable, so torch's global deterministic-algorithms switch (which costs seconds
+    of imports per process) is only turned on for accelerators, where atomics in
+    cuDNN/cuBLAS kernels would otherwise change results from run to run.
+    """
     if threads is not None:
         torch.set_num_threads(threads)
-    if deterministic:
-        # cuBLAS needs a fixed workspace for reproducible GEMMs; harmless on CPU.
+    accelerated = device is not None and device.type != "cpu"
+    if deterministic and accelerated:
+        # cuBLAS needs a fixed workspace for reproducible GEMMs.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
         if torch.backends.cudnn.is_available():
             torch.backends.cudnn.benchmark = False
             torch.backends.cudnn.deterministic = True
-    else:
-        torch.use_deterministic_algorithms(False)
     return {"deterministic": deterministic, "threads": torch.get_num_threads()}
 
 

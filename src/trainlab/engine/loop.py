@@ -48,6 +48,7 @@ class Engine:
         train_eval_batches: Iterable | None = None,
     ) -> None:
         self.state = state
+        state.train_batches = train_batches
         self.train_eval_batches = train_eval_batches
         self.train_batches = train_batches
         self.val_batches = val_batches

@@ -35,6 +35,9 @@ class State:
     skip_step: bool = False
     autocast_dtype: torch.dtype | None = None
     grad_scaler: Any = None
+    #: The training batches (set by the engine): techniques that need the epoch length
+    #: (gradient accumulation) or a pass over the data (SWA's batch-norm update) read it.
+    train_batches: Any = None
     eval_split: str = ""
     eval_metrics: dict[str, float] = field(default_factory=dict)
     epoch_metrics: dict[str, float] = field(default_factory=dict)

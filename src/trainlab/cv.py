@@ -1,0 +1,69 @@
+"""k-fold cross-validation of a recipe: k runs, one per fold, reported as mean ± std.
+
+`data.cv: 5` in a recipe routes `trainlab.train` here. Fold i trains on the other folds
+of the non-test data and validates on fold i (stratified for classification); each fold
+is an ordinary, resumable run under `<run dir>/fold-<i>`. The summary (per-fold metrics,
+mean and sample standard deviation) is written to `<run dir>/cv.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from trainlab.config.schema import Recipe
+
+
+def summarize(fold_metrics: list[dict[str, float]]) -> dict[str, float]:
+    """Mean and sample std (0 for one fold) of every metric all folds report."""
+    keys = [k for k in fold_metrics[0] if all(k in m for m in fold_metrics)]
+    out: dict[str, float] = {}
+    for key in keys:
+        values = [float(m[key]) for m in fold_metrics]
+        out[key] = statistics.fmean(values)
+        out[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+    return out
+
+
+def train_cv(
+    recipe: Recipe,
+    out: str | Path,
+    quiet: bool = True,
+    store: str | None = None,
+    study: str | None = None,
+):
+    """Train every fold of `recipe` (which has `data.cv` set); a Run holding mean ± std.
+
+    The returned Run's `metrics` has each fold metric's mean under its own name and its
+    standard deviation under `<name>_std`; `info["folds"]` lists the fold runs.
+    """
+    from trainlab.runs import Run, train
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    k = int(recipe.data.cv or 0)
+    data = recipe.to_dict()
+    runs = []
+    for fold in range(k):
+        fold_recipe = json.loads(json.dumps(data))
+        fold_recipe["data"]["fold"] = fold
+        fold_recipe["name"] = f"{recipe.name}-fold{fold}"
+        runs.append(
+            train(fold_recipe, out=out / f"fold-{fold}", quiet=quiet, store=store, study=study)
+        )
+    metrics = summarize([r.metrics for r in runs])
+    info: dict[str, Any] = {
+        "name": out.name,
+        "status": "completed"
+        if all(r.status == "completed" for r in runs)
+        else ",".join(sorted({r.status for r in runs})),
+        "cv": k,
+        "folds": [
+            {"fold": i, "run_dir": str(r.run_dir), "status": r.status, "metrics": r.metrics}
+            for i, r in enumerate(runs)
+        ],
+    }
+    (out / "cv.json").write_text(json.dumps({**info, "metrics": metrics}, indent=2))
+    return Run(out, recipe, info, metrics, [])

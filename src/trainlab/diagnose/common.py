@@ -1,0 +1,42 @@
+"""Helpers the monitors share: where diagnostics go, atomic JSON, per-layer norms.
+
+Free of technique imports, so the monitors can import it while `trainlab.techniques`
+is still registering them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainlab.engine.state import State
+
+
+def diagnostics_dir(state: State) -> Path | None:
+    """`<run_dir>/diagnostics`, or None when the fit has no run directory."""
+    run_dir = state.extras.get("run_dir")
+    return Path(run_dir) / "diagnostics" if run_dir is not None else None
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write `data` atomically (a crash never leaves half a file)."""
+    from trainlab.engine.checkpoint import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, default=float), durable=False)
+
+
+def weight_params(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
+    """The trainable weight matrices and kernels (≥2-D), in model order: the 'layers'."""
+    return [(n, p) for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
+
+
+def layer_norms(model: torch.nn.Module) -> dict[str, dict[str, float | None]]:
+    """Gradient and weight L2 norm of every parameter (for error messages)."""
+    found: dict[str, dict[str, float | None]] = {}
+    for n, p in model.named_parameters():
+        g = float(p.grad.detach().norm()) if p.grad is not None else None
+        found[n] = {"grad_norm": g, "weight_norm": float(p.detach().norm())}
+    return found

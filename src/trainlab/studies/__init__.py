@@ -1,0 +1,1 @@
+"""Studies: hyper-parameter search (`tune`) and technique comparisons (`ablate`)."""

@@ -1,0 +1,568 @@
+"""Hyper-parameter search on Optuna: trials are trainlab runs, pruned from their epochs.
+
+    result = tune("examples/mnist_mlp_dropout.yaml", "examples/mnist_mlp_space.yaml",
+                  trials=20, sampler="tpe", pruner="asha", workers=2)
+    result.best_params, result.best_recipe  # a YAML ready for `trainlab train`
+
+A trial is `trainlab.train(recipe, overrides, out=<study>/trial-NNNN, …)` with a
+`TrialReporter` that reports each epoch's validation objective and stops the fit when the
+pruner says so. The test split is not evaluated during the search; only the final best
+recipe is trained again and tested. Workers are separate processes sharing the study's
+storage; `--trials N` is the study's total, so re-running the same command continues it.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import sys
+import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from trainlab.config.loading import (
+    RecipeLike,
+    apply_overrides,
+    dump_recipe,
+    load_recipe,
+    recipe_hash,
+)
+from trainlab.config.schema import check_safe_name, validate_recipe
+from trainlab.engine.events import StopFit, StopReason
+from trainlab.engine.state import State
+from trainlab.engine.technique import Technique
+from trainlab.errors import RecipeError, TrainlabError
+from trainlab.store.index import default_runs_root
+from trainlab.studies.objectives import Objective, cost_metrics, finite, parse_objectives
+from trainlab.studies.pruners import PrunerContext, build_pruner
+from trainlab.studies.samplers import GridPointSampler, SamplerContext, build_sampler
+from trainlab.studies.space import SearchSpace, load_space
+from trainlab.studies.storage import (
+    StorageSpec,
+    heartbeat,
+    open_storage,
+    requeue,
+    resolve_storage,
+    sweep_stale_trials,
+)
+
+ATTR_PREFIX = "trainlab:"
+
+
+class TrialFailed(Exception):
+    """A trial produced no usable objective value (e.g. it diverged before any epoch)."""
+
+
+class TrialReporter(Technique):
+    """Reports each epoch's objective to an Optuna trial and stops the fit when pruned.
+
+    On a resumed run (a retried trial continuing a killed one's checkpoint) the epochs
+    already trained are reported again at fit start, so the pruner sees the whole curve.
+    """
+
+    order = 400
+
+    def __init__(self, trial: optuna.Trial, metric: str) -> None:
+        self.trial = trial
+        self.metric = metric
+
+    def on_fit_start(self, state: State) -> None:
+        for row in state.history:
+            self._report(row)
+
+    def on_epoch_end(self, state: State) -> None:
+        if self._report(state.epoch_metrics) and self.trial.should_prune():
+            raise StopFit(
+                StopReason.PRUNED,
+                f"pruned at epoch {state.epoch}: {self.metric} "
+                f"{state.epoch_metrics[self.metric]:.4f} is behind the other trials",
+            )
+
+    def _report(self, row: dict[str, Any]) -> bool:
+        value = row.get(self.metric)
+        if not finite(value):
+            return False
+        self.trial.report(float(value), int(row["epoch"]))
+        return True
+
+
+@dataclass
+class TuneConfig:
+    """Everything a worker process needs (picklable)."""
+
+    recipe: dict[str, Any]
+    space: SearchSpace
+    objectives: list[Objective]
+    study_name: str
+    out: Path
+    storage: StorageSpec
+    sampler: str
+    sampler_options: dict[str, Any]
+    pruner: str
+    pruner_options: dict[str, Any]
+    trials: int
+    seed: int = 0
+    repeats: int = 1
+    cv: int | None = None
+    timeout: float | None = None
+    quiet: bool = True
+
+    @property
+    def multi(self) -> bool:
+        """Several objectives (NSGA-II territory; Optuna cannot prune these)."""
+        return len(self.objectives) > 1
+
+    @property
+    def shadow_name(self) -> str:
+        """The single-objective study that carries pruning decisions of a multi-objective one."""
+        return f"{self.study_name}.pruning"
+
+    def variants(self) -> list[tuple[str, dict[str, Any]]]:
+        """(sub-folder, extra overrides) of the runs one trial averages over."""
+        if self.cv:
+            return [(f"fold-{k}", {"data.cv": self.cv, "data.fold": k}) for k in range(self.cv)]
+        if self.repeats > 1:
+            base = int(self.recipe.get("train", {}).get("seed", 0))
+            return [(f"seed-{base + r}", {"train.seed": base + r}) for r in range(self.repeats)]
+        return [("", {})]
+
+
+@dataclass
+class TuneResult:
+    """What a search found: counts, the best trial, where the outputs are."""
+
+    study: str
+    out: Path
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def best_value(self) -> float | None:
+        """Best value of the (first) objective."""
+        return self.data.get("best_value")
+
+    @property
+    def best_params(self) -> dict[str, Any]:
+        """Best trial's overrides (dotted recipe keys → values)."""
+        return self.data.get("best_params") or {}
+
+    @property
+    def best_recipe(self) -> Path | None:
+        """Path of the best recipe YAML."""
+        path = self.data.get("best_recipe")
+        return Path(path) if path else None
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON the CLI prints."""
+        return dict(self.data)
+
+
+# --------------------------------------------------------------------------- the worker
+
+
+def _budget(trials: list[FrozenTrial]) -> tuple[int, bool]:
+    """Trials that count toward `--trials` (a failed trial that was re-queued does not)."""
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+    used, waiting = 0, False
+    for t in trials:
+        if t.state == TrialState.WAITING:
+            waiting = True
+        elif t.state == TrialState.FAIL and t.number in retried:
+            continue
+        used += 1
+    return used, waiting
+
+
+def _worker_seed(seed: int, worker: int, n_existing: int) -> int:
+    # Distinct per worker and per resumption, so a resumed random search does not replay.
+    return (seed * 1_000_003 + worker * 7_919 + n_existing * 104_729) % (2**31 - 1)
+
+
+def _objective(
+    trial: optuna.Trial,
+    cfg: TuneConfig,
+    study: optuna.Study,
+    shadow: optuna.Study | None,
+) -> float | list[float]:
+    report_to: optuna.Trial | None = None
+    if cfg.pruner != "none":
+        report_to = shadow.ask() if (cfg.multi and shadow is not None) else trial
+    shadow_trial = report_to if report_to is not trial else None
+    try:
+        with heartbeat(study, trial, cfg.storage):
+            values = _run_trial(trial, cfg, study, report_to)
+    except optuna.TrialPruned:
+        if shadow_trial is not None:
+            shadow.tell(shadow_trial, state=TrialState.PRUNED)
+        raise
+    except KeyboardInterrupt:
+        # Ctrl-C: queue the same parameters again so re-running the command resumes this
+        # trial's run from its checkpoint instead of losing it.
+        requeue(study, study._storage.get_trial(trial._trial_id), cfg.storage.max_retry)
+        if shadow_trial is not None:
+            shadow.tell(shadow_trial, state=TrialState.FAIL)
+        raise
+    except BaseException:
+        if shadow_trial is not None:
+            shadow.tell(shadow_trial, state=TrialState.FAIL)
+        raise
+    if shadow_trial is not None:
+        shadow.tell(shadow_trial, values[0])
+    return values if cfg.multi else values[0]
+
+
+def _run_trial(
+    trial: optuna.Trial,
+    cfg: TuneConfig,
+    study: optuna.Study,
+    report_to: optuna.Trial | None,
+) -> list[float]:
+    """Train the trial's run(s); the objective values (first = mean over folds/seeds)."""
+    from trainlab.runs import train
+
+    overrides = cfg.space.suggest(trial)
+    twin = _complete_twin(study, trial)
+    if twin is not None:
+        # Runs are deterministic (recipe + seed): training the same point again would
+        # reproduce the same numbers, so a sampler's repeat costs no epoch.
+        trial.set_user_attr("duplicate_of", twin.number)
+        trial.set_user_attr("epochs", 0)
+        trial.set_user_attr("run_dir", twin.user_attrs.get("run_dir"))
+        return list(twin.values)
+    system = study._storage.get_trial_system_attrs(trial._trial_id)
+    # A retried trial continues the run directory (and checkpoint) of the one it replaces.
+    root = cfg.out / f"trial-{int(system.get('failed_trial', trial.number)):04d}"
+    trial.set_user_attr("run_dir", str(root))
+    primary = cfg.objectives[0]
+    started = time.perf_counter()
+    values: list[float] = []
+    epochs = 0
+    pruned = False
+    last_metrics: dict[str, float] = {}
+    first_run_dir = root
+    for i, (sub, extra) in enumerate(cfg.variants()):
+        reporter = [TrialReporter(report_to, primary.metric)] if report_to and i == 0 else []
+        run = train(
+            cfg.recipe,
+            {**overrides, **extra},
+            out=root / sub if sub else root,
+            extra_techniques=reporter,
+            quiet=True,
+            study=cfg.study_name,
+            evaluate_test=False,
+        )
+        epochs += int(run.info.get("epochs_completed") or 0)
+        if i == 0:
+            first_run_dir = run.run_dir
+        if run.stop_reason == StopReason.PRUNED.value:
+            pruned = True
+            break
+        if primary.metric not in run.metrics:
+            raise TrialFailed(
+                f"trial {trial.number}: run {run.run_dir} has no '{primary.metric}' "
+                f"(status {run.status}); metrics: {', '.join(run.metrics) or 'none'}"
+            )
+        values.append(float(run.metrics[primary.metric]))
+        last_metrics = {k: v for k, v in run.metrics.items() if k.startswith("val_")}
+    trial.set_user_attr("epochs", epochs)
+    trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
+    if last_metrics:
+        trial.set_user_attr("val_metrics", last_metrics)
+    if pruned:
+        raise optuna.TrialPruned(f"trial {trial.number} pruned")
+    value = sum(values) / len(values)
+    if not finite(value):
+        raise TrialFailed(f"trial {trial.number}: {primary.metric} is {value}")
+    if len(values) > 1:
+        trial.set_user_attr(f"{primary.metric}_folds", values)
+    results = [value]
+    costs = cost_metrics(first_run_dir, [o.metric for o in cfg.objectives[1:] if not o.per_epoch])
+    for o in cfg.objectives[1:]:
+        v = costs.get(o.metric, last_metrics.get(o.metric))
+        if not finite(v):
+            raise TrialFailed(f"trial {trial.number}: objective '{o.metric}' was not measured")
+        results.append(float(v))
+    return results
+
+
+def _complete_twin(study: optuna.Study, trial: optuna.Trial) -> FrozenTrial | None:
+    """An earlier complete trial with exactly these parameters, if any."""
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if t.number != trial.number and t.params == trial.params and t.values:
+            return t
+    return None
+
+
+def _progress(cfg: TuneConfig):
+    def callback(study: optuna.Study, t: FrozenTrial) -> None:
+        if cfg.quiet:
+            return
+        shown = ", ".join(f"{v:.4f}" for v in t.values) if t.values else t.state.name.lower()
+        params = ", ".join(f"{k}={v}" for k, v in cfg.space.overrides(t.params).items())
+        print(
+            f"[{cfg.study_name}] trial {t.number} {t.state.name.lower()}: {shown} "
+            f"({t.user_attrs.get('epochs', '?')} ep) {params}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return callback
+
+
+def run_worker(cfg: TuneConfig, worker: int = 0, threads: int | None = None) -> int:
+    """Run trials until the study's budget (or the grid, or the timeout) is used up.
+
+    Returns the number of trials this worker ran. Called in-process for one worker and
+    in each spawned process for several.
+    """
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    storage = open_storage(cfg.storage)
+    existing = optuna.load_study(study_name=cfg.study_name, storage=storage)
+    n_existing = len(existing.get_trials(deepcopy=False))
+    seed = _worker_seed(cfg.seed, worker, n_existing)
+    sampler = build_sampler(
+        cfg.sampler,
+        cfg.sampler_options,
+        SamplerContext(cfg.space, seed, len(cfg.objectives), cfg.seed),
+    )
+    pruner = build_pruner(cfg.pruner, cfg.pruner_options, PrunerContext(_max_epochs(cfg)))
+    study = optuna.load_study(
+        study_name=cfg.study_name,
+        storage=storage,
+        sampler=sampler,
+        pruner=optuna.pruners.NopPruner() if cfg.multi else pruner,
+    )
+    shadow = None
+    if cfg.multi and cfg.pruner != "none":
+        shadow = optuna.load_study(study_name=cfg.shadow_name, storage=storage, pruner=pruner)
+    started = time.monotonic()
+    ran = 0
+    while True:
+        sweep_stale_trials(study, cfg.storage)
+        used, waiting = _budget(study.get_trials(deepcopy=False))
+        if not waiting and used >= cfg.trials:
+            break
+        if isinstance(sampler, GridPointSampler) and not waiting and sampler.remaining(study) <= 0:
+            break
+        if cfg.timeout is not None and time.monotonic() - started > cfg.timeout:
+            break
+        study.optimize(
+            lambda t: _objective(t, cfg, study, shadow),
+            n_trials=1,
+            catch=(TrainlabError, TrialFailed),
+            callbacks=[_progress(cfg)],
+        )
+        ran += 1
+    return ran
+
+
+def _max_epochs(cfg: TuneConfig) -> int:
+    epochs = [int(cfg.recipe.get("train", {}).get("epochs", 10))]
+    for p in cfg.space:
+        if p.key == "train.epochs":
+            epochs.append(int(p.high if p.kind != "categorical" else max(p.choices)))
+    return max(epochs)
+
+
+def _spawned_worker(cfg: TuneConfig, worker: int, threads: int) -> None:
+    try:
+        run_worker(cfg, worker, threads)
+    except TrainlabError as exc:
+        print(f"worker {worker}: error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+def run_workers(cfg: TuneConfig, workers: int) -> list[int]:
+    """Run `workers` worker processes (spawned; torch threads = cores / workers); exit codes."""
+    if workers == 1:
+        run_worker(cfg, 0, None)
+        return [0]
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(target=_spawned_worker, args=(cfg, i, threads), name=f"tune-worker-{i}")
+        for i in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    try:
+        for p in procs:
+            p.join()
+    except KeyboardInterrupt:
+        # Workers got the same Ctrl-C: give them time to re-queue their trials, then stop.
+        for p in procs:
+            p.join(timeout=15)
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+                p.join()
+        raise
+    return [int(p.exitcode or 0) for p in procs]
+
+
+# ------------------------------------------------------------------------- the study
+
+
+def _prepare_study(cfg: TuneConfig, recipe_digest: str) -> optuna.Study:
+    storage = open_storage(cfg.storage)
+    directions = [o.direction for o in cfg.objectives]
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.create_study(
+            study_name=cfg.study_name, storage=storage, directions=directions, load_if_exists=True
+        )
+    except ValueError as exc:
+        raise RecipeError(
+            f"study '{cfg.study_name}' exists with other objectives ({exc}); pass --study NEW"
+        ) from None
+    wanted = {
+        "recipe_hash": recipe_digest,
+        "space": cfg.space.digest(),
+        "objectives": [o.spec() for o in cfg.objectives],
+        "cv": cfg.cv,
+        "repeats": cfg.repeats,
+    }
+    attrs = study.user_attrs
+    if ATTR_PREFIX + "space" in attrs:
+        for key, value in wanted.items():
+            if attrs.get(ATTR_PREFIX + key) != value:
+                raise RecipeError(
+                    f"study '{cfg.study_name}' was started with a different {key.replace('_', ' ')}"
+                    f" ({attrs.get(ATTR_PREFIX + key)!r} vs {value!r}); re-run it unchanged to "
+                    "continue, or pass --study NEW_NAME to start another"
+                )
+    else:
+        for key, value in wanted.items():
+            study.set_user_attr(ATTR_PREFIX + key, value)
+        study.set_user_attr(ATTR_PREFIX + "recipe", cfg.recipe)
+        study.set_user_attr(ATTR_PREFIX + "space_keys", cfg.space.keys)
+        study.set_user_attr(ATTR_PREFIX + "sampler", cfg.sampler)
+        study.set_user_attr(ATTR_PREFIX + "pruner", cfg.pruner)
+    if cfg.multi and cfg.pruner != "none":
+        optuna.create_study(
+            study_name=cfg.shadow_name,
+            storage=storage,
+            direction=cfg.objectives[0].direction,
+            load_if_exists=True,
+        )
+    return study
+
+
+def tune(
+    recipe: RecipeLike,
+    space: SearchSpace | dict | str | Path,
+    *,
+    trials: int = 20,
+    sampler: str = "tpe",
+    sampler_options: dict[str, Any] | None = None,
+    pruner: str = "none",
+    pruner_options: dict[str, Any] | None = None,
+    workers: int = 1,
+    storage: str | None = None,
+    study: str | None = None,
+    objective: str | list[str] | None = None,
+    out: str | Path | None = None,
+    seed: int = 0,
+    repeats: int = 1,
+    cv: int | None = None,
+    timeout: float | None = None,
+    heartbeat_seconds: int = 10,
+    max_retry: int = 2,
+    final: bool = True,
+    plots: bool = True,
+    quiet: bool = True,
+) -> TuneResult:
+    """Search `space` for the recipe's best hyper-parameters; see the module docstring.
+
+    Everything is validated before the first trial: the space against the recipe schema,
+    the objectives, the sampler and pruner names and options, the storage URL.
+    """
+    started = time.perf_counter()
+    base = load_recipe(recipe)
+    space = load_space(space)
+    space.validate(base)
+    if trials < 1 or workers < 1 or repeats < 1:
+        raise RecipeError("--trials, --workers and --repeats must be at least 1")
+    if cv is None and getattr(base.data, "cv", None):
+        cv = int(base.data.cv)  # the recipe asks for k-fold: each trial averages the folds
+    if cv is not None and repeats > 1:
+        raise RecipeError("--cv and --repeats cannot be combined; pick one way to average")
+    if cv is not None:
+        if cv < 2:
+            raise RecipeError(f"--cv must be at least 2 folds (got {cv})")
+        validate_recipe(apply_overrides(base.to_dict(), {"data.cv": cv, "data.fold": 0}), "--cv")
+    task = base.data.dataset.entry.metadata.get("task", "classification")
+    objectives = parse_objectives(objective, task)
+    name = study or f"{base.name}-tune"
+    try:
+        check_safe_name(name, "study name")
+    except ValueError as exc:
+        raise RecipeError(str(exc)) from None
+    out_dir = Path(out) if out is not None else default_runs_root() / "studies" / name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spec = resolve_storage(storage, out_dir, heartbeat_seconds, max_retry)
+    cfg = TuneConfig(
+        recipe=base.to_dict(),
+        space=space,
+        objectives=objectives,
+        study_name=name,
+        out=out_dir.resolve(),
+        storage=spec,
+        sampler=sampler,
+        sampler_options=dict(sampler_options or {}),
+        pruner=pruner,
+        pruner_options=dict(pruner_options or {}),
+        trials=trials,
+        seed=seed,
+        repeats=repeats,
+        cv=cv,
+        timeout=timeout,
+        quiet=quiet,
+    )
+    # Build once here so a bad name/option fails before any worker starts.
+    build_sampler(sampler, cfg.sampler_options, SamplerContext(space, seed, len(objectives), seed))
+    build_pruner(pruner, cfg.pruner_options, PrunerContext(_max_epochs(cfg)))
+    study_obj = _prepare_study(cfg, recipe_hash(base))
+    codes = run_workers(cfg, workers)
+    study_obj = optuna.load_study(study_name=name, storage=open_storage(spec))
+    from trainlab.studies.results import write_results
+
+    data = write_results(study_obj, cfg, final=final, plots=plots)
+    data["worker_exit_codes"] = codes
+    if any(codes):
+        data["warning"] = (
+            f"{sum(1 for c in codes if c)} of {len(codes)} workers failed (see their messages "
+            "above); finished trials are kept, re-run the command to continue"
+        )
+    data["seconds"] = round(time.perf_counter() - started, 3)
+    data["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    (out_dir / "summary.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+    return TuneResult(name, out_dir, data)
+
+
+def counts_by_state(trials: list[FrozenTrial]) -> dict[str, int]:
+    """{'complete': 12, 'pruned': 7, 'fail': 1, …} (every state present, zeros included)."""
+    counts = Counter(t.state.name.lower() for t in trials)
+    return {s.name.lower(): counts.get(s.name.lower(), 0) for s in TrialState}
+
+
+def dump_best_recipe(cfg: TuneConfig, overrides: dict[str, Any], path: Path, note: str) -> Path:
+    """Write the recipe with `overrides` applied, ready for `trainlab train`."""
+    data = apply_overrides(cfg.recipe, overrides)
+    data["name"] = f"{cfg.recipe.get('name', 'run')}-best"
+    recipe = validate_recipe(data, str(path))
+    header = "".join(f"# {line}\n" for line in note.splitlines())
+    path.write_text(header + dump_recipe(recipe))
+    return path

@@ -1,0 +1,61 @@
+"""Fit analysis: the verdict and the bias/variance numbers behind it."""
+
+from __future__ import annotations
+
+import pytest
+
+import trainlab
+from trainlab.diagnose.fit import GOOD_FIT, OVERFITTING, STILL_IMPROVING, UNDERFITTING, analyze_fit
+
+
+def rows(train_acc, val_acc, val_loss, train_loss=None):
+    train_loss = train_loss or [1.0 / (i + 1) for i in range(len(val_loss))]
+    return [
+        {
+            "train_eval_accuracy": ta,
+            "val_accuracy": va,
+            "val_loss": vl,
+            "train_eval_loss": tl,
+        }
+        for ta, va, vl, tl in zip(train_acc, val_acc, val_loss, train_loss, strict=True)
+    ]
+
+
+def test_overfitting_gap_is_measured():
+    d = analyze_fit(rows([0.9, 0.99, 1.0], [0.85, 0.88, 0.88], [0.5, 0.45, 0.46]))
+    assert d.verdict == OVERFITTING
+    assert d.train_error == pytest.approx(0.0)
+    assert d.variance == pytest.approx(0.12)
+    assert d.bias == pytest.approx(0.0)
+    assert [f.code.value for f in d.findings] == ["OVERFITTING"]
+
+
+def test_rising_validation_loss_is_overfitting_even_with_a_small_gap():
+    d = analyze_fit(rows([0.97, 0.99, 0.995], [0.96, 0.97, 0.97], [0.10, 0.11, 0.14]))
+    assert d.verdict == OVERFITTING
+    assert d.val_loss_rise == pytest.approx(0.4)
+    assert d.findings[0].severity == "info"  # the gap (2.5 %) is below the 5 % threshold
+
+
+def test_underfitting_against_a_user_target():
+    history = rows([0.80, 0.81, 0.81, 0.81], [0.79, 0.80, 0.80, 0.80], [0.60, 0.59, 0.59, 0.59])
+    assert analyze_fit(history).verdict == UNDERFITTING  # 19 % from perfect
+    d = analyze_fit(history, target=0.82)  # a noisy task: 82 % is the best expected
+    assert d.bias == pytest.approx(0.01)
+    assert d.verdict == GOOD_FIT
+
+
+def test_still_improving_when_validation_loss_keeps_falling():
+    d = analyze_fit(rows([0.7, 0.8, 0.85], [0.7, 0.79, 0.84], [0.9, 0.7, 0.55]))
+    assert d.verdict == STILL_IMPROVING
+    assert d.val_trend == pytest.approx((0.9 - 0.55) / 0.9 / 2)
+
+
+def test_real_run_good_fit_on_breast_cancer(tmp_path, breast_cancer_recipe):
+    breast_cancer_recipe["train"]["epochs"] = 25
+    run = trainlab.train(breast_cancer_recipe, out=tmp_path / "run")
+    d = analyze_fit(run.history)
+    assert d.verdict in (GOOD_FIT, STILL_IMPROVING)
+    assert d.findings == []
+    assert d.train_error == pytest.approx(1 - run.history[-1]["train_eval_accuracy"])
+    assert d.train_error < 0.05
