@@ -12,6 +12,7 @@ Python API (the CLI calls the same functions):
 from typing import TYPE_CHECKING
 
 from trainlab.errors import DataError, DivergenceError, RecipeError, RunError, TrainlabError
+from trainlab.lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -31,15 +32,7 @@ if TYPE_CHECKING:
     from trainlab.runs import Run, train
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'trainlab' has no attribute {name!r}")
-
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 __all__ = [
     "DataError",

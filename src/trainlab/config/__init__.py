@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from trainlab.lazy import lazy_getattr
+
 _LAZY = {
     "apply_overrides": "trainlab.config.loading",
     "dump_recipe": "trainlab.config.loading",
@@ -22,15 +24,7 @@ if TYPE_CHECKING:
     from trainlab.config.schema import Recipe, validate_recipe
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'trainlab.config' has no attribute {name!r}")
-
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 __all__ = [
     "Recipe",
