@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from trainlab.lazy import lazy_getattr
+
 _LAZY = {
     "Code": "trainlab.diagnose.findings",
     "Finding": "trainlab.diagnose.findings",
@@ -41,14 +43,7 @@ if TYPE_CHECKING:
     from trainlab.diagnose.lr_finder import LRFindResult, lr_find
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'trainlab.diagnose' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 __all__ = [

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -424,8 +423,7 @@ def apply_recommendations(
     study: str,
 ) -> dict[str, Any]:
     """Ablate the recommended changes (add-one) and add a paired test-split interval to each."""
-    from trainlab.studies import stats
-    from trainlab.studies.ablate import Change, _variant_dir, ablate
+    from trainlab.studies.ablate import Change, ablate
 
     variants = [Change(r.name, tuple(r.overrides.items())) for r in recs if r.overrides]
     result = ablate(
@@ -438,31 +436,12 @@ def apply_recommendations(
         runs_root=root,
         mode="add-one",
     )
-    test_metric = "test_" + result.metric.removeprefix("val_")
-    up = stats.higher_is_better(result.metric)
-
-    def values(variant: str) -> list[float]:
-        out = []
-        for s in result.seeds:
-            m = _read_json(result.study_dir / _variant_dir(variant) / f"seed-{s}" / "metrics.json")
-            v = (m or {}).get(test_metric)
-            out.append(float(v) if v is not None else math.nan)
-        return out
-
-    base_test = values("baseline")
-    rows = []
-    for row in result.rows:
-        variant_test = values(row["technique"])
-        test = None
-        if all(math.isfinite(v) for v in variant_test + base_test):
-            diff = stats.paired_difference(variant_test, base_test)
-            test = {**diff.to_dict(), "verdict": stats.verdict(diff, up)}
-        rows.append({**row, "test": test})
+    rows = [{**row, "test": row["test_paired"]} for row in result.rows]
     return {
         "study": result.study,
         "study_dir": str(result.study_dir),
         "metric": result.metric,
-        "test_metric": test_metric,
+        "test_metric": "test_" + result.metric.removeprefix("val_"),
         "seeds": result.seeds,
         "baseline": result.baseline,
         "rows": rows,

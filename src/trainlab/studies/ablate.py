@@ -383,6 +383,7 @@ def _analyse(name, root, mode, metric, seeds, baseline, others, changes, results
         return {
             "variant": v.name,
             "values": vals,
+            "test_values": tests,
             "summary": stats.summarize(vals).to_dict(),
             "test": stats.summarize(tests).to_dict(),
             "fit_seconds": _mean([r["fit_seconds"] for r in runs]),
@@ -409,8 +410,11 @@ def _analyse(name, root, mode, metric, seeds, baseline, others, changes, results
         # average over the pairs (factorial main effect), per seed
         w = [_mean([a["values"][i] for a in with_c]) for i in range(len(seeds))]
         wo = [_mean([a["values"][i] for a in without]) for i in range(len(seeds))]
-        wt = [_mean([a["test"]["mean"] for a in with_c])]
-        wot = [_mean([a["test"]["mean"] for a in without])]
+        wt = [_mean([a["test_values"][i] for a in with_c]) for i in range(len(seeds))]
+        wot = [_mean([a["test_values"][i] for a in without]) for i in range(len(seeds))]
+        test_diff = None
+        if None not in wt + wot:
+            test_diff = stats.paired_difference(wt, wot)
         if any(x is None for x in w + wo):
             row_diff = None
             verdict = "failed runs"
@@ -428,7 +432,13 @@ def _analyse(name, root, mode, metric, seeds, baseline, others, changes, results
                 "effect": row_diff.to_dict() if row_diff else None,
                 "with": stats.summarize(w).to_dict() if None not in w else None,
                 "without": stats.summarize(wo).to_dict() if None not in wo else None,
-                "test_effect": (wt[0] - wot[0]) if None not in wt + wot else None,
+                # reported beside the verdict, never used for it
+                "test_effect": test_diff.mean if test_diff else None,
+                "test_paired": (
+                    {**test_diff.to_dict(), "verdict": stats.verdict(test_diff, up)}
+                    if test_diff
+                    else None
+                ),
                 "time_ratio": time_ratio,
                 "parameters_with": with_c[0]["parameters"],
                 "parameters_without": without[0]["parameters"],
