@@ -26,7 +26,10 @@ from trainlab import setup
 from trainlab.engine import determinism
 
 RECIPE = Path(__file__).resolve().parents[1] / "examples" / "mnist_mlp_dropout.yaml"
-REPEATS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+REPEATS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+# One thread by default: two OpenMP threads on two shared cores jitter by ±20 % run to run,
+# which would drown the per-step overhead this bench is after.
+THREADS = int(sys.argv[2]) if len(sys.argv) > 2 else 1
 
 
 def hand_written(recipe) -> tuple[float, float, float]:
@@ -73,7 +76,7 @@ def with_trainlab(recipe) -> tuple[float, float, float]:
 
 
 def main() -> None:
-    recipe = trainlab.load_recipe(RECIPE)
+    recipe = trainlab.load_recipe(RECIPE, {"train.threads": THREADS})
     steps = recipe.train.epochs * -(-7200 // recipe.train.batch_size)
     hand_times, lab_times = [], []
     for _ in range(REPEATS):
@@ -102,6 +105,7 @@ def main() -> None:
                 "trainlab_seconds": round(lab_s, 4),
                 "reference_seconds": round(hand_s, 4),
                 "reference": "hand-written PyTorch loop, same process, same seed",
+        "threads": THREADS,
                 "time_ratio": round(ratio, 4),
                 "time_ratio_target": 1.05,
                 "trainlab_final_train_loss": round(t[1], 6),
