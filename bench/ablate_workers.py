@@ -1,6 +1,6 @@
 """Ablation throughput: runs per minute with 1 worker and with 2 worker processes.
 
-The same study (digits MLP, 40 epochs, baseline + cosine over 6 seeds = 12 runs) is run
+The same study (digits MLP, 40 epochs, baseline + cosine over 10 seeds = 20 runs) is run
 from scratch three times in one process: sequentially with torch's default thread count
 (what `--workers 1` does), sequentially with 1 thread, and with 2 worker processes of 1
 thread each. Target: ≥ 1.6× the runs per minute of one worker. Both references are
@@ -26,7 +26,7 @@ RECIPE = {
     "model": {"name": "mlp", "hidden": [128, 64], "dropout": 0.1},
     "train": {"epochs": 40, "batch_size": 32, "lr": 0.003},
 }
-SEEDS = int(sys.argv[1]) if len(sys.argv) > 1 else 6
+SEEDS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
 
 
 def measure(workers: int, threads: int | None = None) -> tuple[float, int]:

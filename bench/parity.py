@@ -105,7 +105,7 @@ def main() -> None:
                 "trainlab_seconds": round(lab_s, 4),
                 "reference_seconds": round(hand_s, 4),
                 "reference": "hand-written PyTorch loop, same process, same seed",
-        "threads": THREADS,
+                "threads": THREADS,
                 "time_ratio": round(ratio, 4),
                 "time_ratio_target": 1.05,
                 "trainlab_final_train_loss": round(t[1], 6),

@@ -14,8 +14,10 @@ import json
 import math
 import os
 import re
+import threading
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -219,6 +221,85 @@ def _job(recipe: dict[str, Any], out: str, study: str, threads: int | None) -> d
     }
 
 
+def run_jobs(
+    jobs: list[tuple[str, int, dict[str, Any], Path]],
+    study: str,
+    workers: int,
+    threads: int | None,
+    results: dict[tuple[str, int], dict[str, Any]],
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Train every job, `workers` at a time, filling `results[(variant, seed)]`.
+
+    With several workers this process is one of them: it has already paid for importing
+    torch, so only `workers - 1` processes are spawned, and while they start up (about
+    3 s each) this one is already training. Pool workers pull the next job as soon as they
+    finish one, from the same queue.
+    """
+    total, lock = len(jobs), threading.RLock()
+    done = [0]
+
+    def finished(key: tuple[str, int], value: dict[str, Any]) -> None:
+        with lock:
+            results[key] = value
+            done[0] += 1
+            if progress:
+                progress(done[0], total)
+
+    pending = deque(jobs)
+    if workers <= 1:
+        while pending:
+            vname, s, r, out = pending.popleft()
+            finished((vname, s), _job(r, str(out), study, threads))
+        return
+    import multiprocessing
+
+    import torch
+
+    errors: list[BaseException] = []
+    futures: list[Future] = []
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx) as pool:
+
+        def submit_next(_: Future | None = None) -> None:
+            with lock:  # popped and submitted together: the final wait below sees it
+                if not pending or errors:
+                    return
+                vname, s, r, out = pending.popleft()
+                fut = pool.submit(_job, r, str(out), study, threads)
+                futures.append(fut)
+
+            def collect(f: Future, key=(vname, s)) -> None:
+                if f.exception() is not None:
+                    errors.append(f.exception())
+                else:
+                    finished(key, f.result())
+                submit_next()
+
+            fut.add_done_callback(collect)
+
+        for _ in range(workers - 1):
+            submit_next()
+        default_threads = torch.get_num_threads()
+        try:
+            while not errors:
+                with lock:
+                    if not pending:
+                        break
+                    vname, s, r, out = pending.popleft()
+                finished((vname, s), _job(r, str(out), study, threads))
+        finally:
+            torch.set_num_threads(default_threads)
+        while True:  # the callbacks may still be submitting the last jobs
+            with lock:
+                running = [f for f in futures if not f.done()]
+            if not running:
+                break
+            wait(running)
+    if errors:
+        raise errors[0]
+
+
 @dataclass
 class StudyResult:
     """Everything an ablation measured, ready for tables, plots and JSON."""
@@ -302,27 +383,7 @@ def ablate(
     reused = sum(1 for *_, out in jobs if _finished(out))
     results: dict[tuple[str, int], dict[str, Any]] = {}
     threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
-    done = 0
-    if workers <= 1:
-        for vname, s, r, out in jobs:
-            results[(vname, s)] = _job(r, str(out), name, threads)
-            done += 1
-            if progress:
-                progress(done, len(jobs))
-    else:
-        import multiprocessing
-
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = {
-                pool.submit(_job, r, str(out), name, threads): (vname, s)
-                for vname, s, r, out in jobs
-            }
-            for fut in as_completed(futures):
-                results[futures[fut]] = fut.result()
-                done += 1
-                if progress:
-                    progress(done, len(jobs))
+    run_jobs(jobs, name, workers, threads, results, progress)
 
     result = _analyse(name, root, mode, metric, seed_list, baseline, others, changes, results)
     result.runs_reused = reused
