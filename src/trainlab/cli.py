@@ -199,7 +199,8 @@ def train(
     run = train_recipe(recipe, overrides or [], out=out_dir, name=name, quiet=quiet, store=store)
     summary = run.summary()
     if not as_json:
-        _print_metrics(f"run {run.run_dir} — {run.status}", run.metrics)
+        _print_metrics(f"{run.run_dir.name}: {run.status}", run.metrics)
+        out.print(f"run directory: {run.run_dir}")
     emit(summary, as_json)
     raise_if_diverged(run)
 
