@@ -44,7 +44,23 @@ class SamplerContext:
 SAMPLERS: Registry = Registry("sampler")
 
 
-class GridPointSampler(BaseSampler):
+class IndependentSampler(BaseSampler):
+    """A sampler that decides every parameter on its own in `sample_independent`."""
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        """No relative search space: nothing is sampled jointly."""
+        return {}
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        """Nothing is sampled jointly."""
+        return {}
+
+
+class GridPointSampler(IndependentSampler):
     """Visits each point of an explicit list once, across workers and resumed runs.
 
     Trial number n < len(points) takes point n (trial numbers are unique in a study, so
@@ -93,18 +109,6 @@ class GridPointSampler(BaseSampler):
         """Points no trial has taken yet."""
         return len(self.points) - len(self._taken(study))
 
-    def infer_relative_search_space(
-        self, study: optuna.Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        """Grid points are independent draws: no relative search space."""
-        return {}
-
-    def sample_relative(
-        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        """Nothing is sampled jointly."""
-        return {}
-
     def sample_independent(
         self,
         study: optuna.Study,
@@ -134,7 +138,7 @@ class GridPointSampler(BaseSampler):
             study.stop()
 
 
-class RegularizedEvolutionSampler(BaseSampler):
+class RegularizedEvolutionSampler(IndependentSampler):
     """Regularized (ageing) evolution, Real et al. 2019, as an Optuna sampler.
 
     The population is the `population` most recently finished (complete) trials — each
@@ -167,18 +171,6 @@ class RegularizedEvolutionSampler(BaseSampler):
         """Fresh randomness for a forked worker."""
         self._rng = np.random.default_rng()
         self._random.reseed_rng()
-
-    def infer_relative_search_space(
-        self, study: optuna.Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        """Everything is decided per parameter in `sample_independent`."""
-        return {}
-
-    def sample_relative(
-        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        """Nothing is sampled jointly."""
-        return {}
 
     def members(self, study: optuna.Study) -> list[FrozenTrial]:
         """The current population: the newest `population` complete trials, oldest first."""
