@@ -98,3 +98,12 @@ def test_unsafe_recipe_names_are_refused(digits_recipe, bad):
     digits_recipe["name"] = bad
     with pytest.raises(RecipeError, match="not allowed"):
         load_recipe(digits_recipe)
+
+
+def test_override_inside_a_bare_init_preset_keeps_the_preset():
+    from tests.conftest import EXAMPLES
+
+    recipe = load_recipe(EXAMPLES / "mnist_cnn_bn.yaml", ["model.init.bn_warm_start=false"])
+    init = recipe.model.params.init
+    assert init.preset == "keras" and init.scheme == "xavier_uniform"
+    assert init.bn_momentum == 0.01 and init.bn_warm_start is False

@@ -38,6 +38,18 @@ INIT_PRESETS: Registry = Registry("initializer preset")
 BIAS_SCHEMES = ("torch", "zeros", "constant", "normal", "uniform")
 
 
+def _init_from_name(value: str) -> dict[str, Any]:
+    """The mapping a bare `init: NAME` stands for: a preset, or one scheme for every layer."""
+    if value in INIT_PRESETS:
+        return dict(INIT_PRESETS.get(value).builder, preset=value)
+    if value in INITIALIZERS:
+        return {"scheme": value}
+    raise ValueError(
+        f"unknown initializer or preset '{value}'; available: "
+        f"{', '.join(INIT_PRESETS.names() + INITIALIZERS.names())}"
+    )
+
+
 class InitSpec(StrictModel):
     """`model.init`: initializer per layer kind, their options and batch-norm settings.
 
@@ -82,14 +94,11 @@ class InitSpec(StrictModel):
     @classmethod
     def _from_name(cls, value: Any) -> Any:
         if isinstance(value, str):
-            if value in INIT_PRESETS:
-                return dict(INIT_PRESETS.get(value).builder, preset=value)
-            if value in INITIALIZERS:
-                return {"scheme": value}
-            raise ValueError(
-                f"unknown initializer or preset '{value}'; available: "
-                f"{', '.join(INIT_PRESETS.names() + INITIALIZERS.names())}"
-            )
+            return _init_from_name(value)
+        if isinstance(value, dict) and "name" in value:
+            # `--set model.init.bn_eps=1e-5` on `init: keras` arrives as {name: keras, …}
+            rest = {k: v for k, v in value.items() if k != "name"}
+            return {**_init_from_name(value["name"]), **rest}
         if isinstance(value, dict) and value.get("preset") is not None:
             # {preset: keras, bn_warm_start: false}: the preset, with the given keys changed
             name = value["preset"]
