@@ -24,6 +24,7 @@ outside the engine.
 
 from __future__ import annotations
 
+import abc
 import math
 import zlib
 from typing import Any, ClassVar, Literal
@@ -204,7 +205,7 @@ class AugmentParams(StrictModel):
     seed: int | None = None
 
 
-class Augmentation(Technique):
+class Augmentation(Technique, abc.ABC):
     """Applies `augment(x, gen, state)` to the inputs of every training batch."""
 
     order: ClassVar[int] = -100
@@ -258,16 +259,20 @@ class Augmentation(Technique):
         self._check(x)
         state.batch = (self.augment(x, self.generator(state, x.device), state), y)
 
+    @abc.abstractmethod
     def augment(self, x: torch.Tensor, gen: torch.Generator, state: State) -> torch.Tensor:
-        """The batch's inputs, augmented."""
-        raise NotImplementedError
+        """The batch's inputs, augmented (each registered augmentation defines it)."""
 
 
 def _register(name: str, description: str, params: type[AugmentParams], fn: Any, needs: str):
     cls = type(
         f"Augment_{name}",
         (Augmentation,),
-        {"augment": lambda self, x, gen, state: fn(self.params, x, gen, state), "needs": needs},
+        {
+            "augment": lambda self, x, gen, state: fn(self.params, x, gen, state),
+            "needs": needs,
+            "__module__": __name__,
+        },
     )
     TECHNIQUES.add(
         name,

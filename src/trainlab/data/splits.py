@@ -30,17 +30,20 @@ def _split(X, y, size: float, seed: int, stratify: bool, what: str):
         raise DataError(f"cannot make the {what} split: {exc}") from None
 
 
+def _hold_out_test(data: ArrayData, test_size: float, seed: int, stratify: bool):
+    """The test split (the official test file if the dataset has one) and what remains."""
+    if data.X_test is not None and data.y_test is not None:
+        return data.X, data.y, Split(data.X_test, data.y_test)
+    X_rest, X_test, y_rest, y_test = _split(data.X, data.y, test_size, seed, stratify, "test")
+    return X_rest, y_rest, Split(X_test, y_test)
+
+
 def canonical_split(
     data: ArrayData, test_size: float = 0.2, val_size: float = 0.1, seed: int = 0
 ) -> Splits:
     """Split `data` into train/val/test, stratified by class for classification."""
     stratify = data.task == "classification"
-    if data.X_test is not None and data.y_test is not None:
-        X_rest, y_rest = data.X, data.y
-        test = Split(data.X_test, data.y_test)
-    else:
-        X_rest, X_test, y_rest, y_test = _split(data.X, data.y, test_size, seed, stratify, "test")
-        test = Split(X_test, y_test)
+    X_rest, y_rest, test = _hold_out_test(data, test_size, seed, stratify)
     X_train, X_val, y_train, y_val = _split(X_rest, y_rest, val_size, seed, stratify, "validation")
     return Splits(Split(X_train, y_train), Split(X_val, y_val), test)
 
@@ -56,12 +59,7 @@ def fold_split(data: ArrayData, k: int, fold: int, test_size: float = 0.2, seed:
     if not 0 <= fold < k:
         raise DataError(f"data.fold: {fold} is out of range for cv: {k} (use 0 to {k - 1})")
     stratify = data.task == "classification"
-    if data.X_test is not None and data.y_test is not None:
-        X_rest, y_rest = data.X, data.y
-        test = Split(data.X_test, data.y_test)
-    else:
-        X_rest, X_test, y_rest, y_test = _split(data.X, data.y, test_size, seed, stratify, "test")
-        test = Split(X_test, y_test)
+    X_rest, y_rest, test = _hold_out_test(data, test_size, seed, stratify)
     if stratify:
         values, counts = np.unique(y_rest, return_counts=True)
         if counts.min() < k:
