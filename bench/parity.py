@@ -50,7 +50,7 @@ def hand_written(recipe) -> tuple[float, float, float]:
     for epoch in range(recipe.train.epochs):
         model.train()
         gen = torch.Generator()
-        gen.manual_seed(recipe.train.seed + epoch)
+        gen.manual_seed(determinism.derived_seed(recipe.train.seed, epoch))
         order = torch.randperm(n, generator=gen)
         total = 0.0
         for i in range(0, n, bs):

@@ -187,7 +187,8 @@ def bf16(threads: int, epochs: int | None, work: Path) -> dict:
 
 
 def accuracy(threads: int, epochs: int | None, work: Path) -> dict:
-    """A plain CNN, then dropout, batch norm, label smoothing, mixup and EMA each alone."""
+    """A plain CNN, then dropout, batch norm, label smoothing, mixup, EMA each alone; then
+    batch norm with `precise_bn` (the example recipe)."""
     plain = base_recipe(threads)
     plain["model"].update(norm="none", dense_norm=False, dropout=0.0)
     variants: dict[str, dict] = {"plain": plain}
@@ -199,6 +200,11 @@ def accuracy(threads: int, epochs: int | None, work: Path) -> dict:
         ),
         "mixup": lambda r: r["techniques"].append({"name": "mixup", "alpha": 0.2}),
         "ema": lambda r: r["techniques"].append({"name": "ema", "decay": 0.999}),
+        # batch norm with its statistics recomputed before evaluating (= the example recipe)
+        "batch_norm+precise_bn": lambda r: (
+            r["model"].update(norm="batch", dense_norm=True),
+            r["techniques"].append({"name": "precise_bn"}),
+        ),
     }.items():
         recipe = copy.deepcopy(plain)
         change(recipe)

@@ -94,7 +94,7 @@ class _EpochClock(Technique):
 
 
 def build_techniques(recipe: Recipe) -> list[Technique]:
-    """Instantiate the recipe's techniques; refuse combinations that cannot work together."""
+    """Instantiate the recipe's techniques; refuse target rewriters that cannot share a run."""
     techniques = [spec.entry.builder(spec.params) for spec in recipe.techniques]
     rewriting = [
         (s.name, t)
@@ -112,12 +112,7 @@ def build_techniques(recipe: Recipe) -> list[Technique]:
             )
         for slot, (_, t) in enumerate(rewriting):
             t.take_turns(slot, len(rewriting))
-    names = [s.name for s in recipe.techniques]
-    for spec in recipe.techniques:
-        for other in spec.entry.metadata.get("conflicts", ()):
-            if other in names:
-                raise RecipeError(f"techniques: '{spec.name}' conflicts with '{other}'; keep one")
-    return techniques
+    return techniques  # declared conflicts are refused when the recipe loads (schema.py)
 
 
 def resolve_run_dir(recipe: Recipe, out: str | Path | None, name: str | None) -> Path:

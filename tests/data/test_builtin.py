@@ -59,3 +59,16 @@ def test_batches_cover_every_sample_once_in_a_seeded_order():
     assert not torch.equal(first, torch.cat([b[1] for b in batches]))
     for xb, yb in batches:
         assert torch.equal(xb.squeeze(1).long(), yb)  # features stay paired with targets
+
+
+def test_different_seeds_never_share_an_epoch_order():
+    # seeding by seed + epoch would give seed 1's epoch 0 the order of seed 0's epoch 1:
+    # "independent" seeds of a study would then share most of their shuffles
+    y = torch.arange(1000)
+    orders = {}
+    for seed in range(4):
+        batches = TensorBatches(y.unsqueeze(1).float(), y, batch_size=1000, shuffle=True, seed=seed)
+        for epoch in range(4):
+            batches.set_epoch(epoch)
+            orders[seed, epoch] = tuple(next(iter(batches))[1].tolist())
+    assert len(set(orders.values())) == 16

@@ -30,6 +30,20 @@ def test_overfitting_gap_is_measured():
     assert [f.code.value for f in d.findings] == ["OVERFITTING"]
 
 
+def test_a_gap_within_the_noise_of_a_small_validation_split_is_not_overfitting():
+    # a 5.5-point gap: over the 5-point threshold, but on 144 validation samples one
+    # standard error of the 10.4 % validation error is 2.5 points
+    history = rows([0.90, 0.94, 0.951], [0.85, 0.88, 0.896], [0.5, 0.40, 0.39])
+    assert analyze_fit(history).verdict == OVERFITTING
+    small = analyze_fit(history, val_size=144)
+    assert small.verdict != OVERFITTING and small.findings == []
+    large = analyze_fit(history, val_size=5000)  # the same gap on 5,000 samples is real
+    assert large.verdict == OVERFITTING and large.findings[0].severity == "warning"
+    assert large.findings[0].evidence["val_error_standard_error"] == pytest.approx(
+        (0.104 * 0.896 / 5000) ** 0.5
+    )
+
+
 def test_rising_validation_loss_is_overfitting_even_with_a_small_gap():
     d = analyze_fit(rows([0.97, 0.99, 0.995], [0.96, 0.97, 0.97], [0.10, 0.11, 0.14]))
     assert d.verdict == OVERFITTING

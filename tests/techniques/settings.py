@@ -59,6 +59,7 @@ SETTINGS: dict[str, Setting] = {
     "max_norm": Setting({"max_norm": 1.0}),
     "mixed_precision": Setting({"dtype": "bf16"}),
     "mixup": Setting({"alpha": 0.4}, works_on=IMAGES_ONLY),
+    "precise_bn": Setting({"batches": 5}),
     "sam": Setting({"rho": 0.05}),
     "stochastic_depth": Setting(
         {"drop_rate": 0.2}, works_on=IMAGES_ONLY, overrides={"model": RESNET}

@@ -15,6 +15,7 @@ from trainlab.engine import Technique
 from trainlab.engine.events import StopReason
 from trainlab.optim.losses import BinaryCrossEntropy, CrossEntropy
 from trainlab.techniques.clipping import adaptive_clip_
+from trainlab.techniques.common import update_bn
 from trainlab.techniques.cutmix import cutmix_batch
 from trainlab.techniques.dropout import scheduled_rate
 from trainlab.techniques.early_stopping import improved
@@ -25,7 +26,6 @@ from trainlab.techniques.max_norm import unit_norms
 from trainlab.techniques.mixup import Mixup, MixupParams, mixup_batch
 from trainlab.techniques.sam import sam_perturbation
 from trainlab.techniques.stochastic_depth import depth_rates, drop_path
-from trainlab.techniques.swa import update_bn
 
 from .conftest import IMAGES
 
@@ -285,6 +285,55 @@ def test_swa_recomputes_batch_norm_statistics(tmp_path):
     torch.testing.assert_close(model[2].running_mean, final["2.running_mean"])
     torch.testing.assert_close(model[2].running_var, final["2.running_var"])
     assert run.metrics["test_accuracy"] > 0.7
+
+
+def test_update_bn_averages_exactly_and_ignores_the_keras_warm_start():
+    from trainlab.models.init import set_batchnorm
+
+    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+    set_batchnorm(model, momentum=0.01, eps=1e-3, warm_start=True)  # the keras preset
+    model[1].num_batches_tracked.fill_(500)
+    torch.manual_seed(0)
+    batches = [(torch.randn(16, 4) * 3 + 1, None) for _ in range(150)]
+    update_bn(model, batches)
+    with torch.no_grad():
+        hidden = [model[0](x) for x, _ in batches]
+    expected_mean = torch.stack([h.mean(0) for h in hidden]).mean(0)
+    expected_var = torch.stack([h.var(0) for h in hidden]).mean(0)  # unbiased, as torch keeps
+    # a cumulative average over all 150 batches, not the warm start's switch to 0.01 at 100
+    torch.testing.assert_close(model[1].running_mean, expected_mean)
+    torch.testing.assert_close(model[1].running_var, expected_var)
+    assert int(model[1].num_batches_tracked) == 500 and model[1].momentum == 0.01
+
+
+def test_precise_bn_replaces_stale_statistics_and_recovers_accuracy(tmp_path):
+    # momentum 0.001: after 3 short epochs the moving averages still sit near their
+    # initial (0, 1), so evaluation normalizes with the wrong statistics
+    stale = copy.deepcopy(IMAGES)
+    stale["model"]["init"] = {"bn_momentum": 0.001, "bn_warm_start": False}
+    fixed = copy.deepcopy(stale)
+    fixed["techniques"] = [{"name": "precise_bn"}]
+    without = trainlab.train(stale, out=tmp_path / "without")
+    with_ = trainlab.train(fixed, out=tmp_path / "with")
+    assert with_.metrics["val_accuracy"] > without.metrics["val_accuracy"] + 0.1
+    assert with_.metrics["test_accuracy"] > 0.85
+    # the saved statistics are the exact averages over one pass of the training split
+    from trainlab import setup
+    from trainlab.config import load_recipe
+    from trainlab.data.batching import TensorBatches
+
+    rec = load_recipe(fixed)
+    data = setup.load_dataset(rec)
+    info = setup.task_info(rec, data)
+    splits, _ = setup.split_and_preprocess(rec, data)
+    model = trainlab.load(with_.run_dir).model
+    final = saved(with_)
+    xy = setup.to_tensors(splits.train.X, splits.train.y, info, "cpu")
+    batches = TensorBatches(*xy, 64, shuffle=True, seed=0)
+    batches.set_epoch(2)  # the order of the last epoch, which the technique used
+    update_bn(model, batches)
+    torch.testing.assert_close(model[2].running_mean, final["2.running_mean"])
+    torch.testing.assert_close(model[2].running_var, final["2.running_var"])
 
 
 # --------------------------------------------------------------------- gradients

@@ -249,6 +249,17 @@ class Recipe(StrictModel):
     def _check_name(cls, value: str) -> str:
         return check_safe_name(value, "recipe name")
 
+    @field_validator("techniques")
+    @classmethod
+    def _check_conflicts(cls, specs: list[TechniqueSpec]) -> list[TechniqueSpec]:
+        # checked when the recipe loads, so a study refuses a bad variant before training
+        names = [s.name for s in specs]
+        for spec in specs:
+            for other in spec.entry.metadata.get("conflicts", ()):
+                if other in names:
+                    raise ValueError(f"'{spec.name}' conflicts with '{other}'; keep one")
+        return specs
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (what YAML holds), with every default filled in."""
         return self.model_dump(mode="json")

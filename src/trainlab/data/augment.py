@@ -35,6 +35,7 @@ from pydantic import Field
 
 from trainlab.config.base import StrictModel
 from trainlab.data.text import PAD_INDEX, UNK_INDEX
+from trainlab.engine.determinism import derived_seed
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
 from trainlab.errors import RecipeError
@@ -226,8 +227,7 @@ class Augmentation(Technique, abc.ABC):
             seed = recipe.train.seed if recipe is not None else 0
         if self._gen is None or self._gen.device != device:
             self._gen = torch.Generator(device=device)
-        mixed = seed * 1_000_003 + self._salt * 7_919 + state.epoch * 100_003 + state.batch_index
-        self._gen.manual_seed(mixed % (2**63 - 1))
+        self._gen.manual_seed(derived_seed(seed, self._salt, state.epoch, state.batch_index))
         return self._gen
 
     def _check(self, x: torch.Tensor) -> None:

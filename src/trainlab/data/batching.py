@@ -10,11 +10,13 @@ from collections.abc import Iterator
 
 import torch
 
+from trainlab.engine.determinism import derived_seed
+
 
 class TensorBatches:
     """Mini-batches of (x, y) drawn from tensors already on the target device.
 
-    Shuffling uses its own generator seeded with `seed + epoch`, so the order of any
+    Shuffling uses its own generator seeded from (seed, epoch), so the order of any
     epoch is reproducible on its own — which is what makes resume exact.
     """
 
@@ -49,7 +51,7 @@ class TensorBatches:
         if not self.shuffle:
             return None
         gen = torch.Generator()
-        gen.manual_seed(self.seed + self.epoch)
+        gen.manual_seed(derived_seed(self.seed, self.epoch))
         return torch.randperm(len(self.y), generator=gen).to(self.X.device)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

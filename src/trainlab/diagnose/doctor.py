@@ -305,7 +305,7 @@ def doctor(
     seconds = parse_budget(budget)
 
     data = setup.load_dataset(base)
-    setup.split_and_preprocess(base, data)
+    splits, _ = setup.split_and_preprocess(base, data)
     info = setup.task_info(base, data)
 
     lr_result = None
@@ -360,7 +360,7 @@ def doctor(
         findings += analyze_activations(act_data.get("records", []), acts.params)
     fit = None
     if run.status != "diverged" and len(run.history) >= 2:
-        diagnosis = analyze_fit(run.history, target)
+        diagnosis = analyze_fit(run.history, target, val_size=len(splits.val))
         fit = diagnosis.to_dict()
         findings += diagnosis.findings
     if lr_result is not None:

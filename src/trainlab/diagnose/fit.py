@@ -77,6 +77,7 @@ def analyze_fit(
     rise_threshold: float = 0.15,
     improving_threshold: float = 0.03,
     window: int = 3,
+    val_size: int | None = None,
 ) -> FitDiagnosis:
     """Diagnose a run's per-epoch history.
 
@@ -89,6 +90,10 @@ def analyze_fit(
             means over-fitting when the training loss keeps falling.
         improving_threshold: relative decrease per epoch of the validation loss over the
             last `window` epochs above which the run is still improving.
+        val_size: samples in the validation split. When given, the error gap must exceed
+            `variance_threshold` by one standard error of the validation error
+            (binomial: sqrt(e(1-e)/n)): on a 144-sample split one sample is 0.7 points,
+            and a gap of a few samples is noise, not over-fitting.
     """
     rows = [r for r in history if "val_loss" in r]
     if not rows:
@@ -125,7 +130,11 @@ def analyze_fit(
     train_falling = (d.train_trend or 0) > 0
     improving = (d.val_trend or 0) > improving_threshold
     bias, variance = d.bias or 0.0, d.variance or 0.0
-    if variance > variance_threshold and variance >= bias:
+    noise = 0.0
+    if val_size and val_err is not None and 0 <= val_err <= 1:
+        noise = math.sqrt(val_err * (1 - val_err) / val_size)
+        evidence["val_error_standard_error"] = noise
+    if variance - noise > variance_threshold and variance >= bias:
         d.verdict = OVERFITTING
         d.reason = (
             f"validation error {val_err:.1%} is {variance:.1%} above the training error "
@@ -157,7 +166,7 @@ def analyze_fit(
         )
     evidence["verdict"] = d.verdict
     if d.verdict == OVERFITTING:
-        severity = "warning" if variance > variance_threshold else "info"
+        severity = "warning" if variance - noise > variance_threshold else "info"
         d.findings.append(Finding(Code.OVERFITTING, severity, d.reason, evidence))
     elif d.verdict == UNDERFITTING:
         d.findings.append(Finding(Code.UNDERFITTING, "warning", d.reason, evidence))

@@ -16,6 +16,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def derived_seed(*parts: int) -> int:
+    """A 63-bit seed for a stream identified by `parts` (seed, epoch, batch, …).
+
+    Hashing through NumPy's SeedSequence keeps streams independent: adding the parts
+    (`seed + epoch`) would give seed 1's first epoch the order of seed 0's second, so
+    "different seeds" would share most of their shuffles.
+    """
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0] >> 1)
+
+
 def configure(
     deterministic: bool, threads: int | None, device: torch.device | None = None
 ) -> dict[str, object]:

@@ -66,8 +66,8 @@ class InitSpec(StrictModel):
         bn_warm_start: with bn_momentum, average the running statistics cumulatively
             until 1/bn_momentum batches have been seen, then exponentially. Without it a
             small momentum keeps the running statistics near their initial (0, 1) for
-            hundreds of steps — harmless on Keras' 60,000-image MNIST, ruinous on shorter
-            runs (seed 003's CNN scores 0.96 instead of 0.98 on 7,200 images).
+            hundreds of steps, so the first evaluations of a short fit normalize with the
+            wrong statistics (seed 003's CNN: 0.18 validation accuracy after epoch 1).
         preset: the preset this spec was expanded from (informational).
     """
 
@@ -282,7 +282,8 @@ def set_batchnorm(
 
 def _warm_start_hook(momentum: float) -> Callable[[nn.Module, Any], None]:
     def hook(layer: nn.Module, inputs: Any) -> None:
-        if layer.training:
+        # momentum None is a cumulative pass (`update_bn`): leave it alone.
+        if layer.training and layer.momentum is not None:
             layer.momentum = max(momentum, 1.0 / (int(layer.num_batches_tracked) + 1))
 
     return hook

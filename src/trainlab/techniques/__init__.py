@@ -24,6 +24,7 @@ from trainlab.techniques import (  # noqa: F401  (imported to register)
     max_norm,
     mixed_precision,
     mixup,
+    precise_bn,
     sam,
     stochastic_depth,
     swa,

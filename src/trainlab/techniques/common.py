@@ -5,9 +5,10 @@ Kept free of any particular technique so each technique module stays one screen 
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
@@ -159,3 +160,44 @@ def iter_norm_modules(model: nn.Module) -> Iterator[nn.modules.batchnorm._BatchN
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             yield m
+
+
+@torch.no_grad()
+def update_bn(
+    model: nn.Module,
+    batches: Iterable,
+    autocast_dtype: torch.dtype | None = None,
+    max_batches: int | None = None,
+) -> None:
+    """Recompute batch-norm running statistics as plain averages over `batches`.
+
+    One forward pass in training mode with every BN layer's momentum set to None
+    (torch's cumulative average), over at most `max_batches` batches. The weights are
+    untouched, no random number is drawn, and each layer's `num_batches_tracked` is
+    restored afterwards, so schedules keyed on it (the keras preset's warm start) go on
+    as if the pass had not happened.
+    """
+    norms = list(iter_norm_modules(model))
+    if not norms:
+        return
+    was_training = model.training
+    saved = {m: (m.momentum, m.num_batches_tracked.clone()) for m in norms}
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    device = next(model.parameters()).device
+    autocast = (
+        torch.autocast(device_type=device.type, dtype=autocast_dtype)
+        if autocast_dtype is not None
+        else contextlib.nullcontext()
+    )
+    with torch.random.fork_rng(devices=[]), autocast:
+        for i, (x, _) in enumerate(batches):
+            if max_batches is not None and i >= max_batches:
+                break
+            model(x)
+    for m, (momentum, tracked) in saved.items():
+        m.momentum = momentum
+        m.num_batches_tracked.copy_(tracked)
+    model.train(was_training)

@@ -9,7 +9,8 @@ Method card
     When: noisy training (small batches, high learning rates); a free +0.1–1 point of
     accuracy in many image models. Needs enough steps: ~1/(1−decay) steps to forget.
     Parameters: `decay` (0.999), `warmup` (true), `every` (update every N steps, 1).
-    Conflicts: `swa` (both replace the evaluated weights; pick one).
+    Conflicts: `swa` (both replace the evaluated weights; pick one), `precise_bn` (the
+    averaged weights carry their own batch-norm statistics).
     Resume: the average and its step count are saved in every checkpoint.
 """
 
@@ -111,7 +112,7 @@ class EMA(Technique):
     "ema",
     description="exponential moving average of the weights, used for evaluation; decay",
     params=EMAParams,
-    conflicts=["swa"],
+    conflicts=["swa", "precise_bn"],
 )
 def build_ema(params: EMAParams) -> Technique:
     """Build the `ema` technique."""

@@ -10,12 +10,11 @@ Method card
     optima, often +0.5–1 point. Little gain with a schedule that already decays to 0.
     Parameters: `start` (`"0.75dur"`; also `"3ep"`), `lr` (none = keep the schedule),
     `bn_update` (true).
-    Conflicts: `ema`.
+    Conflicts: `ema`, `precise_bn` (swa recomputes the statistics of its average itself).
 """
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import torch
@@ -31,8 +30,8 @@ from trainlab.techniques.common import (
     check_duration,
     final_weights_locked,
     float_state,
-    iter_norm_modules,
     swap_in,
+    update_bn,
 )
 from trainlab.techniques.registry import TECHNIQUES
 
@@ -44,33 +43,6 @@ def swa_update(
     """In place: running mean `avg ← avg + (w − avg)/(n+1)` over `n_averaged` snapshots."""
     for k, avg in average.items():
         avg.add_(current[k].to(avg.dtype) - avg, alpha=1.0 / (n_averaged + 1))
-
-
-@torch.no_grad()
-def update_bn(model: torch.nn.Module, batches, autocast_dtype: torch.dtype | None = None) -> None:
-    """Recompute batch-norm running statistics with one pass over `batches` (no RNG used)."""
-    norms = list(iter_norm_modules(model))
-    if not norms:
-        return
-    was_training = model.training
-    momenta = {}
-    for m in norms:
-        m.reset_running_stats()
-        momenta[m] = m.momentum
-        m.momentum = None  # cumulative average over the pass
-    model.train()
-    device = next(model.parameters()).device
-    autocast = (
-        torch.autocast(device_type=device.type, dtype=autocast_dtype)
-        if autocast_dtype is not None
-        else contextlib.nullcontext()
-    )
-    with torch.random.fork_rng(devices=[]), autocast:
-        for x, _ in batches:
-            model(x)
-    for m in norms:
-        m.momentum = momenta[m]
-    model.train(was_training)
 
 
 class SWAParams(StrictModel):
@@ -155,7 +127,7 @@ class SWA(Technique):
     "swa",
     description="stochastic weight averaging of the last epochs, batch norm recomputed; start, lr",
     params=SWAParams,
-    conflicts=["ema"],
+    conflicts=["ema", "precise_bn"],
 )
 def build_swa(params: SWAParams) -> Technique:
     """Build the `swa` technique."""
