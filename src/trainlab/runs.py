@@ -272,6 +272,9 @@ def train(
     reason = state.stop_reason or StopReason.COMPLETED
     diverged = reason in NON_FINITE
     last = state.history[-1] if state.history else {}
+    final_epoch = state.extras.get("final_epoch")  # set when early stopping restored weights
+    if final_epoch is not None:
+        last = next((r for r in state.history if r.get("epoch") == final_epoch), last)
     metrics = {k: v for k, v in last.items() if k.startswith("val_")}
     metrics.update(state.extras.get("test_metrics", {}))
     if diverged:

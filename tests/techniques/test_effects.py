@@ -156,6 +156,9 @@ def test_early_stopping_stops_at_the_right_epoch_and_restores_the_best(tmp_path)
     for k, v in final.items():
         assert torch.equal(v, best[k]), k
     assert not torch.equal(final["1.weight"], script.weights[-1]["1.weight"])
+    # the reported validation metrics are those of the restored epoch, not the last one
+    assert run.metrics["val_loss"] == pytest.approx(0.8)
+    assert run.metrics["val_accuracy"] == run.history[1]["val_accuracy"]
     assert improved(0.5, None, "min", 0.0) and not improved(float("nan"), 1.0, "min", 0.0)
 
 

@@ -156,8 +156,14 @@ class TechniqueSpec(Spec):
 
 
 class TextConfig(StrictModel):
-    """`data.preprocessing.text`: tokenizer and vocabulary (fitted on training text only)."""
+    """`data.preprocessing.text`: tokenizer and vocabulary (fitted on training text only).
 
+    `tokenizer: contractions` splits English clitics off their word as Kim's (2014)
+    clean_str does ("don't" → "do", "n't"); `words` keeps them whole (runs saved before
+    the option existed were tokenized that way and still are).
+    """
+
+    tokenizer: Literal["words", "contractions"] = "contractions"
     lowercase: bool = True
     max_len: int = Field(64, gt=0)
     min_freq: int = Field(1, ge=1)

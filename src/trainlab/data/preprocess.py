@@ -220,7 +220,7 @@ class Preprocessor:
     def _fit_text(self, texts: np.ndarray) -> Preprocessor:
         self.kind = "text"
         t = self.config.text
-        tokens = [tokenize(str(s), t.lowercase) for s in texts]
+        tokens = [tokenize(str(s), t.lowercase, t.tokenizer) for s in texts]
         self.vocab = Vocabulary.build(tokens, t.min_freq, t.max_size)
         return self
 
@@ -248,7 +248,7 @@ class Preprocessor:
         if self.kind == "text":
             t = self.config.text
             assert self.vocab is not None
-            tokens = [tokenize(str(s), t.lowercase) for s in X.reshape(-1)]
+            tokens = [tokenize(str(s), t.lowercase, t.tokenizer) for s in X.reshape(-1)]
             return self.vocab.encode(tokens, t.max_len)
         if tuple(X.shape[1:]) != tuple(self.input_shape or ()):
             raise DataError(
@@ -382,9 +382,11 @@ class Preprocessor:
                     "pca_components": None,
                 }
             return legacy
-        pre = cls(
-            PreprocessingConfig(**state["config"]), state["column_names"], state["column_kinds"]
-        )
+        config = dict(state["config"])
+        if isinstance(config.get("text"), dict):
+            # saved before the tokenizer was a choice: those vocabularies were built on words
+            config["text"] = {"tokenizer": "words", **config["text"]}
+        pre = cls(PreprocessingConfig(**config), state["column_names"], state["column_kinds"])
         pre.kind = state["kind"]
         pre.from_table = bool(state.get("from_table"))
         pre.input_shape = tuple(state["input_shape"]) if state["input_shape"] is not None else None

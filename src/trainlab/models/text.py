@@ -40,7 +40,8 @@ class TextRNNParams(StrictModel):
     Args:
         cell: `lstm` or `gru`. bidirectional: read the text both ways (seed 004 §5.3).
         pooling: how the per-token states become one vector — `last` (final states of
-            both directions), `mean` / `max` over the real tokens, or `attention`.
+            both directions), `mean` / `max` over the real tokens, `mean_max` (both,
+            concatenated: twice as wide), or `attention`.
         dropout: on the embeddings and before the head; rnn_dropout: between RNN layers.
     """
 
@@ -49,7 +50,7 @@ class TextRNNParams(StrictModel):
     layers: int = Field(1, ge=1)
     cell: Literal["lstm", "gru"] = "lstm"
     bidirectional: bool = True
-    pooling: Literal["last", "mean", "max", "attention"] = "last"
+    pooling: Literal["last", "mean", "max", "mean_max", "attention"] = "last"
     dropout: float = Field(0.2, ge=0, lt=1)
     rnn_dropout: float = Field(0.0, ge=0, lt=1)
     dense: list[int] = Field(default_factory=list)
@@ -80,6 +81,8 @@ class TextRNN(nn.Module):
         )
         n = p.hidden * (2 if p.bidirectional else 1)
         self.attention = AttentionPooling(n) if p.pooling == "attention" else None
+        if p.pooling == "mean_max":
+            n *= 2
         dense: list[nn.Module] = []
         for width in p.dense:
             dense += [nn.Linear(n, width), make_activation(p.activation), nn.Dropout(p.dropout)]
@@ -88,7 +91,7 @@ class TextRNN(nn.Module):
         self.head = nn.Linear(n, output_dim)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """The pooled sentence vector (N, hidden·directions) before the dense layers."""
+        """The pooled sentence vector (N, hidden·directions; twice that for `mean_max`)."""
         tokens = x.long()
         mask = tokens != self.pad
         lengths = mask.sum(1).clamp(min=1)
@@ -105,6 +108,8 @@ class TextRNN(nn.Module):
             return masked_mean(seq, valid)
         if self.pooling == "max":
             return masked_max(seq, valid)
+        if self.pooling == "mean_max":
+            return torch.cat([masked_mean(seq, valid), masked_max(seq, valid)], dim=1)
         return self.attention(seq, valid)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -91,6 +91,7 @@ class EarlyStopping(Technique):
         if (stop or last) and self.best_weights is not None:
             state.model.load_state_dict(self.best_weights)
             lock_final_weights(state)
+            state.extras["final_epoch"] = self.best_epoch  # the run reports this epoch's metrics
         if stop:
             raise StopFit(
                 StopReason.PATIENCE_EXHAUSTED,
