@@ -107,3 +107,29 @@ def test_override_inside_a_bare_init_preset_keeps_the_preset():
     init = recipe.model.params.init
     assert init.preset == "keras" and init.scheme == "xavier_uniform"
     assert init.bn_momentum == 0.01 and init.bn_warm_start is False
+
+
+def test_data_paths_resolve_next_to_the_recipe_when_not_found_from_here(tmp_path, monkeypatch):
+    import trainlab
+
+    project = tmp_path / "project"
+    project.mkdir()
+    rows = ["x1,x2,y"] + [f"{i % 7},{(i * 3) % 5},{i % 2}" for i in range(60)]
+    (project / "data.csv").write_text("\n".join(rows) + "\n")
+    (project / "recipe.yaml").write_text(
+        "data:\n  dataset: {name: csv, path: data.csv, target: y}\n"
+        "model: {name: mlp, hidden: [4]}\ntrain: {epochs: 1}\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    recipe = load_recipe(project / "recipe.yaml")
+    assert recipe.data.dataset.params.path == str((project / "data.csv").resolve())
+    run = trainlab.train(project / "recipe.yaml", out=tmp_path / "run")
+    assert run.status == "completed"
+    # a path that exists from the current directory is kept as written
+    (elsewhere / "data.csv").write_text((project / "data.csv").read_text())
+    assert load_recipe(project / "recipe.yaml").data.dataset.params.path == "data.csv"
+    # an override is read from the current directory, as typed
+    moved = load_recipe(project / "recipe.yaml", ["data.dataset.path=other.csv"])
+    assert moved.data.dataset.params.path == "other.csv"

@@ -95,9 +95,38 @@ def load_recipe(recipe: RecipeLike, overrides: dict[str, Any] | list[str] | None
             raise RecipeError(f"{source}: the file is empty; a recipe needs data and model")
         if isinstance(data, dict) and "name" not in data:
             data = {"name": Path(recipe).stem, **data}
+        if isinstance(data, dict):
+            data = _data_paths_beside(data, Path(recipe).parent)
     if not isinstance(data, dict):
         raise RecipeError(f"{source}: a recipe must be a mapping of sections")
     return validate_recipe(apply_overrides(data, overrides), source)
+
+
+#: Keys of `data.dataset` that name files or folders.
+PATH_KEYS = ("path", "test_path")
+
+
+def _data_paths_beside(data: dict[str, Any], recipe_dir: Path) -> dict[str, Any]:
+    """Relative data paths that do not exist from the current directory but do exist next
+    to the recipe file are made absolute there, so `trainlab train other/dir/recipe.yaml`
+    finds `data.csv` beside it. A path valid from the current directory is kept as
+    written (recipes written for the repository root keep working)."""
+    dataset = (
+        (data.get("data") or {}).get("dataset") if isinstance(data.get("data"), dict) else None
+    )
+    if not isinstance(dataset, dict):
+        return data
+    changed = dict(dataset)
+    for key in PATH_KEYS:
+        value = dataset.get(key)
+        if not isinstance(value, str) or Path(value).is_absolute() or Path(value).exists():
+            continue
+        beside = recipe_dir / value
+        if beside.exists():
+            changed[key] = str(beside.resolve())
+    if changed == dataset:
+        return data
+    return {**data, "data": {**data["data"], "dataset": changed}}
 
 
 def recipe_hash(recipe: Recipe) -> str:
