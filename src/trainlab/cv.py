@@ -3,7 +3,8 @@
 `data.cv: 5` in a recipe routes `trainlab.train` here. Fold i trains on the other folds
 of the non-test data and validates on fold i (stratified for classification); each fold
 is an ordinary, resumable run under `<run dir>/fold-<i>`. The summary (per-fold metrics,
-mean and sample standard deviation) is written to `<run dir>/cv.json`.
+mean and sample standard deviation) is written to `<run dir>/cv.json` and is a row of the
+run index of its own (`trainlab runs` lists it beside its folds).
 """
 
 from __future__ import annotations
@@ -66,4 +67,28 @@ def train_cv(
         ],
     }
     (out / "cv.json").write_text(json.dumps({**info, "metrics": metrics}, indent=2))
+    _index_parent(recipe, out, info["status"], metrics, store, study)
     return Run(out, recipe, info, metrics, [])
+
+
+def _index_parent(
+    recipe: Recipe, out: Path, status: str, metrics: dict, store: str | None, study: str | None
+) -> None:
+    """One row for the whole cross-validation (mean ± std), beside the folds' own rows."""
+    from trainlab.config.loading import recipe_hash
+    from trainlab.store.index import RunIndex
+
+    RunIndex(store).record(
+        {
+            "run_dir": str(out.resolve()),
+            "name": out.name,
+            "recipe_hash": recipe_hash(recipe),
+            "status": status,
+            "stop_reason": None,
+            "dataset": recipe.data.dataset.name,
+            "model": recipe.model.name,
+            "seed": recipe.train.seed,
+            "study": study,
+            "metrics": metrics,
+        }
+    )

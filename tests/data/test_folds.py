@@ -65,6 +65,14 @@ def test_cv_recipe_trains_k_runs_and_reports_mean_and_std(tmp_path):
     assert run.metrics["val_accuracy"] == pytest.approx(np.mean(accs))
     assert run.metrics["val_accuracy_std"] == pytest.approx(np.std(accs, ddof=1))
     assert run.metrics["val_accuracy"] > 0.8
+    # the whole cross-validation is a row of the run index, with mean and std
+    from trainlab.store.index import RunIndex
+
+    rows = {r["run_dir"]: r for r in RunIndex().list()}
+    parent = rows[str((tmp_path / "cv").resolve())]
+    assert parent["status"] == "completed" and parent["name"] == "cv"
+    assert parent["metrics"]["val_accuracy_std"] == pytest.approx(np.std(accs, ddof=1))
+    assert str((tmp_path / "cv" / "fold-2").resolve()) in rows
     # a fold is an ordinary run of the same recipe with data.fold set
     fold1 = trainlab.load(tmp_path / "cv" / "fold-1")
     assert fold1.run.recipe.data.fold == 1
