@@ -259,11 +259,27 @@ def test_ema_weights_evaluated_and_saved_equal_the_average_of_the_trajectory(tmp
     )
 
 
-def test_swa_recomputes_batch_norm_statistics(tmp_path):
+def assert_bn_statistics_recomputed(recipe: dict, run) -> None:
+    """The saved BN statistics equal `update_bn` over the last epoch's training batches."""
     from trainlab import setup
     from trainlab.config import load_recipe
     from trainlab.data.batching import TensorBatches
 
+    rec = load_recipe(recipe)
+    data = setup.load_dataset(rec)
+    info = setup.task_info(rec, data)
+    splits, _ = setup.split_and_preprocess(rec, data)
+    model = trainlab.load(run.run_dir).model
+    xy = setup.to_tensors(splits.train.X, splits.train.y, info, "cpu")
+    batches = TensorBatches(*xy, 64, shuffle=True, seed=0)
+    batches.set_epoch(2)  # the order of the last epoch, which the technique used
+    update_bn(model, batches)
+    final = saved(run)
+    torch.testing.assert_close(model[2].running_mean, final["2.running_mean"])
+    torch.testing.assert_close(model[2].running_var, final["2.running_var"])
+
+
+def test_swa_recomputes_batch_norm_statistics(tmp_path):
     r = copy.deepcopy(IMAGES)
     r["techniques"] = [{"name": "swa", "start": "1ep"}]
     run = trainlab.train(r, out=tmp_path / "r")
@@ -276,17 +292,7 @@ def test_swa_recomputes_batch_norm_statistics(tmp_path):
     naive = tech["average"]["2.running_mean"]
     assert not torch.allclose(final["2.running_mean"], naive, atol=1e-4)
     # recompute them by hand over the training split: they match the saved model
-    rec = load_recipe(r)
-    data = setup.load_dataset(rec)
-    info = setup.task_info(rec, data)
-    splits, _ = setup.split_and_preprocess(rec, data)
-    model = trainlab.load(run.run_dir).model
-    xy = setup.to_tensors(splits.train.X, splits.train.y, info, "cpu")
-    batches = TensorBatches(*xy, 64, shuffle=True, seed=0)
-    batches.set_epoch(2)  # the order of the last epoch, which the technique used
-    update_bn(model, batches)
-    torch.testing.assert_close(model[2].running_mean, final["2.running_mean"])
-    torch.testing.assert_close(model[2].running_var, final["2.running_var"])
+    assert_bn_statistics_recomputed(r, run)
     assert run.metrics["test_accuracy"] > 0.7
 
 
@@ -320,23 +326,8 @@ def test_precise_bn_replaces_stale_statistics_and_recovers_accuracy(tmp_path):
     with_ = trainlab.train(fixed, out=tmp_path / "with")
     assert with_.metrics["val_accuracy"] > without.metrics["val_accuracy"] + 0.1
     assert with_.metrics["test_accuracy"] > 0.85
-    # the saved statistics are the exact averages over one pass of the training split
-    from trainlab import setup
-    from trainlab.config import load_recipe
-    from trainlab.data.batching import TensorBatches
-
-    rec = load_recipe(fixed)
-    data = setup.load_dataset(rec)
-    info = setup.task_info(rec, data)
-    splits, _ = setup.split_and_preprocess(rec, data)
-    model = trainlab.load(with_.run_dir).model
-    final = saved(with_)
-    xy = setup.to_tensors(splits.train.X, splits.train.y, info, "cpu")
-    batches = TensorBatches(*xy, 64, shuffle=True, seed=0)
-    batches.set_epoch(2)  # the order of the last epoch, which the technique used
-    update_bn(model, batches)
-    torch.testing.assert_close(model[2].running_mean, final["2.running_mean"])
-    torch.testing.assert_close(model[2].running_var, final["2.running_var"])
+    # the saved statistics are the exact averages over the training batches
+    assert_bn_statistics_recomputed(fixed, with_)
 
 
 # --------------------------------------------------------------------- gradients
