@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,18 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
+
+
+def cli_process(*args: str, **popen_kw) -> subprocess.Popen:
+    """`trainlab` in a child process (one OpenMP thread) that a test can wait for or kill."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "trainlab.cli", *args],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **popen_kw,
+    )
+
 
 # Small models run fastest on one thread, and tests never fight each other for cores.
 torch.set_num_threads(1)

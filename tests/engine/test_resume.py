@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from safetensors.torch import load_file
 import trainlab
 from trainlab.engine import Technique
 
-from ..conftest import EXAMPLES
+from ..conftest import EXAMPLES, cli_process
 
 
 def _weights_equal(a: Path, b: Path) -> bool:
@@ -73,25 +71,14 @@ def test_resuming_with_a_different_recipe_is_refused(digits_recipe, tmp_path):
         trainlab.train(digits_recipe, ["train.lr=0.5"], out=tmp_path / "r")
 
 
-def _cli(*args, **kw):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "trainlab.cli", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        **kw,
-    )
-
-
 def test_sigkill_at_any_moment_then_resume_gives_identical_run(tmp_path):
     recipe = EXAMPLES / "mnist_mlp_dropout.yaml"
     sets = ["--set", "train.epochs=4", "--set", "train.threads=1"]
     full = tmp_path / "full"
-    assert _cli("train", str(recipe), "--out", str(full), *sets, "--quiet").wait() == 0
+    assert cli_process("train", str(recipe), "--out", str(full), *sets, "--quiet").wait() == 0
     for wait_for in ("epoch-0001", "epoch-0003"):
         out = tmp_path / f"killed-{wait_for}"
-        proc = _cli("train", str(recipe), "--out", str(out), *sets, "--quiet")
+        proc = cli_process("train", str(recipe), "--out", str(out), *sets, "--quiet")
         latest = out / "checkpoints" / "latest"
         deadline = time.time() + 120
         while time.time() < deadline:
@@ -102,7 +89,7 @@ def test_sigkill_at_any_moment_then_resume_gives_identical_run(tmp_path):
         proc.wait()
         status = json.loads((out / "run.json").read_text())["status"]
         assert status == "running", "the kill should land before the run finished"
-        resumed = _cli("train", str(recipe), "--out", str(out), *sets, "--quiet", "--json")
+        resumed = cli_process("train", str(recipe), "--out", str(out), *sets, "--quiet", "--json")
         stdout, stderr = resumed.communicate(timeout=300)
         assert resumed.returncode == 0, stderr.decode()
         result = json.loads(stdout.decode().strip().splitlines()[-1])

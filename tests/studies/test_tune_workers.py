@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from optuna.trial import TrialState
 
 from trainlab.studies.tune import tune
 
-from ..conftest import ROOT
+from ..conftest import ROOT, cli_process
 
 GRID = {
     "train.lr": [0.003, 0.01, 0.03],
@@ -57,14 +56,7 @@ def test_two_workers_on_one_journal_never_run_a_grid_point_twice(digits_recipe, 
 
 
 def _cli(*args: str) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "trainlab.cli", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
-    )
+    return cli_process(*args, cwd=ROOT)
 
 
 def kill_mid_trial(args: list[str], out: Path, sig: int = signal.SIGKILL) -> None:
