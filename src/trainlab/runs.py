@@ -191,8 +191,13 @@ def train(
         shuffle=True,
         seed=t.seed,
     )
-    val_batches = TensorBatches(
-        *setup.to_tensors(splits.val.X, splits.val.y, info, device), batch_size=t.eval_batch_size
+    val_batches = (
+        TensorBatches(
+            *setup.to_tensors(splits.val.X, splits.val.y, info, device),
+            batch_size=t.eval_batch_size,
+        )
+        if len(splits.val)
+        else None
     )
     n_sub = min(len(splits.train), TRAIN_EVAL_SAMPLES)
     train_eval_batches = TensorBatches(

@@ -93,7 +93,10 @@ def split_and_preprocess(recipe: Recipe, data: ArrayData) -> tuple[Splits, Prepr
     pre = Preprocessor(cfg.preprocessing, data.feature_names if kinds else None, kinds)
     pre.fit(splits.train.X)
     for part in (splits.train, splits.val, splits.test):
-        part.X = pre.transform(part.X)
+        if len(part):
+            part.X = pre.transform(part.X)
+    if not len(splits.val):  # no validation split: an empty array of the encoded shape
+        splits.val.X = splits.train.X[:0]
     data.input_shape = tuple(splits.train.X.shape[1:])
     features = pre.features()
     if features:

@@ -50,6 +50,7 @@ SETTINGS: dict[str, Setting] = {
     "dropout": Setting({"rate": 0.3, "end_rate": 0.0}),
     "early_stopping": Setting({"monitor": "val_accuracy", "patience": 1}),
     "ema": Setting({"decay": 0.9}),
+    "fgm": Setting({"epsilon": 0.5}, data="text", works_on=("text",), min_accuracy=0.0),
     "freeze": Setting({"layers": ["1.*", "stem.*", "embedding.*"], "epochs": 1}),
     "grad_accumulation": Setting({"steps": 3}),
     "l1": Setting({"strength": 1e-4}),

@@ -13,6 +13,7 @@ from torch import nn
 import trainlab
 from trainlab.engine import Technique
 from trainlab.engine.events import StopReason
+from trainlab.errors import RecipeError
 from trainlab.optim.losses import BinaryCrossEntropy, CrossEntropy
 from trainlab.techniques.clipping import adaptive_clip_
 from trainlab.techniques.common import update_bn
@@ -20,6 +21,7 @@ from trainlab.techniques.cutmix import cutmix_batch
 from trainlab.techniques.dropout import scheduled_rate
 from trainlab.techniques.early_stopping import improved
 from trainlab.techniques.ema import ema_decay, ema_update
+from trainlab.techniques.fgm import FGM, FGMParams, adversarial_perturbations
 from trainlab.techniques.label_smoothing import smoothed_loss
 from trainlab.techniques.lookahead import lookahead_sync
 from trainlab.techniques.max_norm import unit_norms
@@ -509,3 +511,83 @@ def test_mnist_cnn_with_label_smoothing_and_ema_reaches_high_accuracy(tmp_path):
         out=tmp_path / "r",
     )
     assert run.metrics["test_accuracy"] > 0.96
+
+
+class TinyText(nn.Module):
+    """Embedding (pad 0) → mean over positions → linear: small enough to check by hand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(12, 4, padding_idx=0)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embedding(x.long()).mean(1))
+
+
+def fgm_state(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+    from trainlab.engine.state import State
+
+    return State(
+        model=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+        loss_fn=nn.CrossEntropyLoss(),
+        device=torch.device("cpu"),
+        max_epochs=1,
+        batch=(x, y),
+    )
+
+
+def test_fgm_perturbation_has_norm_epsilon_per_example_and_spares_zero_gradients():
+    gen = torch.Generator().manual_seed(0)
+    grads = [torch.randn(3, 5, 4, generator=gen), torch.randn(3, 2, generator=gen)]
+    grads[0][1].zero_()
+    grads[1][1].zero_()
+    moves = adversarial_perturbations(grads, epsilon=0.7)
+    norms = sum(m.pow(2).flatten(1).sum(1) for m in moves).sqrt()
+    assert torch.allclose(norms, torch.tensor([0.7, 0.0, 0.7]), atol=1e-6)
+    for i in (0, 2):  # each example moves along its own gradient: uphill
+        move = torch.cat([moves[0][i].flatten(), moves[1][i]])
+        grad = torch.cat([grads[0][i].flatten(), grads[1][i]])
+        assert torch.allclose(move, grad * (0.7 / grad.norm()), atol=1e-6)
+
+
+@pytest.mark.parametrize("loss_scale", [None, 1024.0])
+def test_fgm_adds_the_gradient_at_the_worst_nearby_embeddings(loss_scale):
+    torch.manual_seed(0)
+    model = TinyText()
+    x = torch.tensor([[3, 5, 7, 0, 0], [2, 4, 6, 8, 9]])
+    y = torch.tensor([0, 1])
+    state = fgm_state(model, x, y)
+    technique = FGM(FGMParams(epsilon=0.5, weight=1.0))
+    technique.on_fit_start(state)
+    technique.on_batch_start(state)
+    loss = state.loss_fn(model(x), y)
+    if loss_scale:  # fp16's grad scaler: both backward passes must be scaled alike
+        state.grad_scaler = torch.amp.GradScaler("cpu", init_scale=loss_scale)
+        loss = state.grad_scaler.scale(loss)
+    loss.backward()
+    technique.on_after_backward(state)
+    got = {n: p.grad.clone() / (loss_scale or 1.0) for n, p in model.named_parameters()}
+    technique.on_fit_end(state)
+    assert not model.embedding._forward_hooks  # hook removed at the end of the fit
+
+    # By hand: gradient wrt the embedded words, padding masked, scaled to norm 0.5 per
+    # sentence; the loss at the moved words; the sum of both gradients.
+    model.zero_grad()
+    emb = model.embedding(x).detach().requires_grad_(True)
+    clean = state.loss_fn(model.head(emb.mean(1)), y)
+    (g,) = torch.autograd.grad(clean, emb)
+    g = g * (x != 0).unsqueeze(-1)
+    r = 0.5 * g / g.flatten(1).norm(dim=1).view(-1, 1, 1)
+    assert torch.all(r[0, 3:] == 0)  # padding never moves
+    adv = state.loss_fn(model.head((model.embedding(x) + r).mean(1)), y)
+    assert adv > clean  # the move makes the batch harder
+    (state.loss_fn(model(x), y) + adv).backward()
+    for name, p in model.named_parameters():
+        assert torch.allclose(got[name], p.grad, atol=1e-6), name
+
+
+def test_fgm_needs_an_embedding_layer(tmp_path):
+    with pytest.raises(RecipeError, match="no embedding layer"):
+        trainlab.train(recipe({"name": "fgm"}), out=tmp_path / "r")

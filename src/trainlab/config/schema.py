@@ -206,7 +206,10 @@ class DataConfig(StrictModel):
 
     dataset: DatasetSpec
     test_size: float = Field(0.2, gt=0, lt=1)
-    val_size: float = Field(0.1, gt=0, lt=1)
+    #: Fraction of the non-test data held out for validation. 0 trains on all of it with
+    #: no validation split: the refit once the epochs and settings have been chosen on
+    #: validation (early stopping, plateau schedules, tune, ablate and the doctor need one).
+    val_size: float = Field(0.1, ge=0, lt=1)
     split_seed: int = 0
     preprocessing: PreprocessingConfig = Field(default_factory=PreprocessingConfig)
     #: k-fold (stratified for classification) cross-validation over the non-test data:
@@ -254,6 +257,14 @@ class Recipe(StrictModel):
     @classmethod
     def _check_name(cls, value: str) -> str:
         return check_safe_name(value, "recipe name")
+
+    def require_validation(self, command: str) -> None:
+        """Refuse `command` (which chooses by validation metrics) when there is no split."""
+        if self.data.val_size == 0 and not self.data.cv:
+            raise RecipeError(
+                f"{command}: chooses by validation metrics, but data.val_size is 0 (no "
+                "validation split); set data.val_size, e.g. 0.1"
+            )
 
     @field_validator("techniques")
     @classmethod

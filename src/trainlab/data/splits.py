@@ -41,9 +41,15 @@ def _hold_out_test(data: ArrayData, test_size: float, seed: int, stratify: bool)
 def canonical_split(
     data: ArrayData, test_size: float = 0.2, val_size: float = 0.1, seed: int = 0
 ) -> Splits:
-    """Split `data` into train/val/test, stratified by class for classification."""
+    """Split `data` into train/val/test, stratified by class for classification.
+
+    `val_size` 0 gives an empty validation split: the training split is then everything
+    but the test split, in the dataset's order (it is shuffled per epoch when batched).
+    """
     stratify = data.task == "classification"
     X_rest, y_rest, test = _hold_out_test(data, test_size, seed, stratify)
+    if val_size == 0:  # train on everything but the test split (a refit)
+        return Splits(Split(X_rest, y_rest), Split(X_rest[:0], y_rest[:0]), test)
     X_train, X_val, y_train, y_val = _split(X_rest, y_rest, val_size, seed, stratify, "validation")
     return Splits(Split(X_train, y_train), Split(X_val, y_val), test)
 

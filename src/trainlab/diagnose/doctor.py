@@ -298,6 +298,7 @@ def doctor(
 
     started = time.perf_counter()
     base = load_recipe(recipe, overrides)
+    base.require_validation("doctor")
     base_dict = base.to_dict()
     name = f"doctor-{base.name}-{recipe_hash(base)[:8]}"
     root = Path(out) if out is not None else default_runs_root() / "doctor" / name

@@ -350,6 +350,7 @@ def ablate(
     from trainlab.store.index import default_runs_root
 
     base = load_recipe(recipe, overrides)
+    base.require_validation("ablate")
     base_dict = base.to_dict()
     changes = resolve_changes(techniques, base_dict, variants)
     if seeds < 2:

@@ -491,6 +491,7 @@ def tune(
     """
     started = time.perf_counter()
     base = load_recipe(recipe)
+    base.require_validation("tune")
     space = load_space(space)
     space.validate(base)
     if trials < 1 or workers < 1 or repeats < 1:

@@ -15,6 +15,7 @@ from trainlab.techniques import (  # noqa: F401  (imported to register)
     dropout,
     early_stopping,
     ema,
+    fgm,
     freeze,
     grad_accumulation,
     l1,

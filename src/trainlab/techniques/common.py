@@ -162,6 +162,32 @@ def iter_norm_modules(model: nn.Module) -> Iterator[nn.modules.batchnorm._BatchN
             yield m
 
 
+def autocast_for(device: torch.device, dtype: torch.dtype | None) -> Any:
+    """`torch.autocast` for mixed precision, or a no-op context when `dtype` is None."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def autocast_context(state: State) -> Any:
+    """The autocast the engine's own forward passes use, for a technique's extra pass."""
+    return autocast_for(state.device, state.autocast_dtype)
+
+
+@contextlib.contextmanager
+def kept_norm_buffers(model: nn.Module) -> Iterator[None]:
+    """Run an extra training-mode forward without it moving batch-norm statistics."""
+    norms = list(iter_norm_modules(model))
+    saved = [{k: b.clone() for k, b in m.named_buffers()} for m in norms]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, buffers in zip(norms, saved, strict=True):
+                for k, b in m.named_buffers():
+                    b.copy_(buffers[k])
+
+
 @torch.no_grad()
 def update_bn(
     model: nn.Module,
@@ -187,12 +213,7 @@ def update_bn(
         m.momentum = None
     model.train()
     device = next(model.parameters()).device
-    autocast = (
-        torch.autocast(device_type=device.type, dtype=autocast_dtype)
-        if autocast_dtype is not None
-        else contextlib.nullcontext()
-    )
-    with torch.random.fork_rng(devices=[]), autocast:
+    with torch.random.fork_rng(devices=[]), autocast_for(device, autocast_dtype):
         for i, (x, _) in enumerate(batches):
             if max_batches is not None and i >= max_batches:
                 break

@@ -16,8 +16,6 @@ Method card
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 from pydantic import Field
 
@@ -25,7 +23,7 @@ from trainlab.config.base import StrictModel
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
 from trainlab.errors import RecipeError
-from trainlab.techniques.common import iter_norm_modules
+from trainlab.techniques.common import autocast_context, kept_norm_buffers
 from trainlab.techniques.registry import TECHNIQUES
 
 
@@ -63,25 +61,18 @@ class SAM(Technique):
             )
         params = [p for p in state.model.parameters() if p.grad is not None]
         moves = sam_perturbation(params, self.params.rho, self.params.adaptive)
-        norms = list(iter_norm_modules(state.model))
-        saved = [{k: b.clone() for k, b in m.named_buffers()} for m in norms]
         with torch.no_grad():
             torch._foreach_add_(params, moves)
         state.optimizer.zero_grad(set_to_none=True)
         x, y = state.batch
-        autocast = (
-            torch.autocast(device_type=state.device.type, dtype=state.autocast_dtype)
-            if state.autocast_dtype is not None
-            else contextlib.nullcontext()
-        )
-        with autocast:
-            loss = state.loss_fn(state.model(x), y)
-        loss.backward()
-        with torch.no_grad():
-            torch._foreach_sub_(params, moves)
-            for m, buffers in zip(norms, saved, strict=True):
-                for k, b in m.named_buffers():
-                    b.copy_(buffers[k])
+        try:
+            with kept_norm_buffers(state.model):
+                with autocast_context(state):
+                    loss = state.loss_fn(state.model(x), y)
+                loss.backward()
+        finally:
+            with torch.no_grad():
+                torch._foreach_sub_(params, moves)
 
 
 @TECHNIQUES.register(
