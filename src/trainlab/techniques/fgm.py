@@ -9,9 +9,10 @@ Method card
     on `loss(x) + weight·loss(x + r)` (fast gradient method; Goodfellow et al. 2015,
     applied to word embeddings by Miyato et al. 2017). Padding positions are never
     moved. The weights themselves are not perturbed (contrast `sam`).
-    When: text (or embedding-heavy tabular) models that over-fit small corpora; on
-    sentence sentiment it acts as a strong, data-dependent regularizer of the
-    embeddings. Costs a second forward and backward per step (≈2× the step time).
+    When: text (or embedding-heavy tabular) models that over-fit small corpora. On
+    rt-polarity it raised the BiLSTM's best validation accuracy from 0.763 to 0.780 at
+    ε 0.3 (mean of 3 seeds; docs/models.md) and left the text CNN's within the noise.
+    Costs a second forward and backward per step (≈2× the step time).
     Parameters: `epsilon` (0.1: the norm of each example's perturbation, in the units
     of its embedding vectors — a 20-word sentence embedded with ±0.25 vectors of
     dimension 64 has norm ≈ 5, so 0.1 moves it by about 2 %; 1.0 made the text CNN's
