@@ -149,3 +149,28 @@ def test_doctor_apply_on_mnist_cnn_bn(tmp_path):
     if report.recommendations:
         rows = report.applied["rows"]
         assert rows and all(r["test"]["n"] == 3 for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("example", "applicable", "refused"),
+    [("polarity_textcnn.yaml", "fgm", "mixup"), ("mnist_mlp_dropout.yaml", "mixup", "fgm")],
+)
+def test_overfitting_remedies_follow_the_kind_of_input(example, applicable, refused):
+    from trainlab import setup
+    from trainlab.config.loading import load_recipe
+    from trainlab.diagnose.doctor import recommend
+    from trainlab.diagnose.findings import Code, Finding
+
+    from ..conftest import EXAMPLES
+
+    recipe = load_recipe(EXAMPLES / example)
+    data = setup.load_dataset(recipe)
+    setup.split_and_preprocess(recipe, data)
+    info = setup.task_info(recipe, data)
+    base = recipe.to_dict()
+    base["techniques"] = []
+    recs = recommend([Finding(Code.OVERFITTING, "warning", "gap")], base, info)
+    by_name = {r.name: r for r in recs}
+    assert by_name[applicable].applicable
+    assert not by_name[refused].applicable
+    assert "text" in by_name[refused].note

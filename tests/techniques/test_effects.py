@@ -591,3 +591,12 @@ def test_fgm_adds_the_gradient_at_the_worst_nearby_embeddings(loss_scale):
 def test_fgm_needs_an_embedding_layer(tmp_path):
     with pytest.raises(RecipeError, match="no embedding layer"):
         trainlab.train(recipe({"name": "fgm"}), out=tmp_path / "r")
+
+
+def test_mixup_refuses_token_ids_with_the_fix(tmp_path):
+    from .conftest import TEXT
+
+    r = copy.deepcopy(TEXT)
+    r["techniques"] = [{"name": "mixup"}]
+    with pytest.raises(RecipeError, match="integer ids.*token_dropout or fgm"):
+        trainlab.train(r, out=tmp_path / "r")

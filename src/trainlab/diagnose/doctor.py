@@ -226,6 +226,11 @@ def _resolve(
         entry = TECHNIQUES.get(name)
         if entry.metadata.get("augmentation") and len(info.input_shape) != 3:
             return {}, False, "image augmentation; the input is not an image"
+        text = info.features.get("kind") == "text"
+        if name == "fgm" and not text:
+            return {}, False, "perturbs word embeddings; the input is not text"
+        if name == "mixup" and text:
+            return {}, False, "token ids cannot be mixed; the input is text"
         if name in ("mixup", "label_smoothing") and info.target_kind != "multiclass":
             return {}, False, "needs a multi-class classification task"
         return {}, True, ""

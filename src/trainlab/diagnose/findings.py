@@ -81,6 +81,11 @@ REMEDIES: dict[Code, list[tuple[str, dict[str, Any], str]]] = {
     Code.OVERFITTING: [
         ("dropout", {}, "randomly dropping units keeps the net from memorizing the training set"),
         ("weight_decay", {}, "an L2 penalty shrinks weights toward simpler functions"),
+        (
+            "fgm",
+            {},
+            "training on adversarially moved word vectors regularizes the embeddings (text)",
+        ),
         ("mixup", {}, "training on blends of examples smooths the decision boundary"),
         ("label_smoothing", {}, "softer targets stop the net from growing over-confident"),
         (

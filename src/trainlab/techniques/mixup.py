@@ -19,6 +19,7 @@ from pydantic import Field
 
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
+from trainlab.errors import RecipeError
 from trainlab.techniques.registry import TECHNIQUES
 from trainlab.techniques.targets import AlternateParams, TargetRewriter, mix_targets, sample_lambda
 
@@ -54,6 +55,11 @@ class Mixup(TargetRewriter):
             return
         kind, n_out = self.task(state, "mixup")
         x, y = state.batch
+        if not x.is_floating_point():
+            raise RecipeError(
+                "techniques.mixup: the inputs are integer ids (text), which cannot be "
+                "mixed; for text use token_dropout or fgm"
+            )
         lam = sample_lambda(self.params.alpha)
         lam = max(lam, 1.0 - lam)
         perm = torch.randperm(len(y), device=y.device)
