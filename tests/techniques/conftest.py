@@ -13,6 +13,8 @@ import dataclasses
 import numpy as np
 import pytest
 
+from trainlab.engine import Technique
+
 N_IMAGES = 600
 
 
@@ -83,3 +85,16 @@ RESNET = {"name": "resnet", "depth": 8, "width": 0.25, "dropout": 0.1}
 def images_recipe() -> dict:
     """The base recipe of the conformance tests (a fresh copy)."""
     return copy.deepcopy(IMAGES)
+
+
+class CrashAt(Technique):
+    """Simulates a crash (an exception escaping the fit) in the middle of an epoch."""
+
+    order = 2000
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        self.epoch, self.batch = epoch, batch
+
+    def on_batch_end(self, state):
+        if state.epoch == self.epoch and state.batch_index == self.batch:
+            raise KeyboardInterrupt

@@ -24,7 +24,7 @@ from trainlab.engine.checkpoint import CheckpointStore
 from trainlab.errors import RecipeError
 from trainlab.techniques import TECHNIQUES
 
-from .conftest import IMAGES, TEXT
+from .conftest import IMAGES, TEXT, CrashAt
 from .settings import SETTINGS, technique_entry
 
 NAMES = TECHNIQUES.names()
@@ -91,19 +91,6 @@ def weights(run_dir) -> dict[str, torch.Tensor]:
 
 def no_times(history):
     return [{k: v for k, v in row.items() if k != "epoch_seconds"} for row in history]
-
-
-class CrashAt(Technique):
-    """Simulates a crash (an exception escaping the fit) in the middle of an epoch."""
-
-    order = 2000
-
-    def __init__(self, epoch: int, batch: int) -> None:
-        self.epoch, self.batch = epoch, batch
-
-    def on_batch_end(self, state):
-        if state.epoch == self.epoch and state.batch_index == self.batch:
-            raise KeyboardInterrupt
 
 
 def test_every_registered_technique_has_settings():

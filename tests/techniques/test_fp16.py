@@ -19,7 +19,7 @@ import trainlab
 from trainlab.engine import Technique
 from trainlab.techniques import mixed_precision
 
-from .conftest import TEXT
+from .conftest import TEXT, CrashAt
 from .test_effects import Probe, recipe, saved
 
 FP16 = {"name": "mixed_precision", "dtype": "fp16"}
@@ -98,17 +98,6 @@ def test_fp16_gradients_are_unscaled_before_clipping(tmp_path):
     r = recipe(FP16, {"name": "clip_norm", "max_norm": 0.5}, epochs=1)
     trainlab.train(r, out=tmp_path / "r", extra_techniques=[probe])
     assert norms and max(norms) <= 0.5 + 1e-4  # true gradients, clipped: not scaled ones
-
-
-class CrashAt(Technique):
-    order = 2000
-
-    def __init__(self, epoch: int, batch: int) -> None:
-        self.epoch, self.batch = epoch, batch
-
-    def on_batch_end(self, state):
-        if state.epoch == self.epoch and state.batch_index == self.batch:
-            raise KeyboardInterrupt
 
 
 def test_fp16_run_resumes_bit_identically_with_its_scaler(tmp_path):
