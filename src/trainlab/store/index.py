@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,23 @@ def default_store_url(runs_root: Path | None = None) -> str:
     return f"sqlite:///{(root / 'trainlab.db').resolve()}"
 
 
+def _create_tables(engine: Any, attempts: int = 5) -> None:
+    """Create the tables unless they exist, tolerating another process doing the same.
+
+    `create_all` checks and then creates; two tuning workers opening a fresh store at
+    once can both see no table and one then fails with "already exists". Checking
+    again after a short pause sees the other's table and has nothing left to do.
+    """
+    for attempt in range(attempts):
+        try:
+            metadata.create_all(engine)
+            return
+        except SQLAlchemyError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
 class RunIndex:
     """Read and write run rows through SQLAlchemy."""
 
@@ -75,7 +93,7 @@ class RunIndex:
             if engine is None:
                 connect_args = {"timeout": 30} if self.url.startswith("sqlite") else {}
                 engine = create_engine(self.url, connect_args=connect_args)
-                metadata.create_all(engine)
+                _create_tables(engine)
                 RunIndex._engines[self.url] = engine
             self.engine = engine
         except SQLAlchemyError as exc:
