@@ -80,6 +80,9 @@ def test_train_json_has_run_dir_and_metrics(trained):
     info = json.loads((run_dir / "run.json").read_text())
     assert info["environment"]["versions"]["torch"]
     assert info["determinism"]["threads"] >= 1
+    timings = info["timings"]
+    assert 0 < timings["fit_seconds"] <= timings["total_seconds"]
+    assert timings["fit_cpu_seconds"] > 0
     assert len((run_dir / "history.jsonl").read_text().splitlines()) == 4
 
 

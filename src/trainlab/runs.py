@@ -270,9 +270,10 @@ def train(
         info.target_kind,
         train_eval_batches=train_eval_batches,
     )
-    fit_started = time.perf_counter()
+    fit_started, fit_cpu_started = time.perf_counter(), time.process_time()
     engine.fit()
     fit_seconds = time.perf_counter() - fit_started
+    fit_cpu_seconds = time.process_time() - fit_cpu_started
 
     reason = state.stop_reason or StopReason.COMPLETED
     diverged = reason in NON_FINITE
@@ -298,6 +299,7 @@ def train(
         finished_at=_now(),
         timings={
             "fit_seconds": round(fit_seconds, 4),
+            "fit_cpu_seconds": round(fit_cpu_seconds, 4),
             "total_seconds": round(time.perf_counter() - started, 4),
             "seconds_per_epoch": round(fit_seconds / max(1, state.epoch - (resumed_from or 0)), 4),
         },
