@@ -64,3 +64,11 @@ def test_studies_that_choose_by_validation_refuse_a_refit_recipe(command, tmp_pa
 
             doctor(r, out=tmp_path / "d")
     assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_a_plateau_schedule_without_validation_is_refused_at_load(tmp_path):
+    r = copy.deepcopy(DIGITS)
+    r["train"]["schedule"] = "plateau"
+    with pytest.raises(RecipeError, match="plateau needs a validation split.*val_size is 0"):
+        trainlab.train(r, out=tmp_path / "r")
+    assert not (tmp_path / "r").exists()  # refused before a single epoch was trained

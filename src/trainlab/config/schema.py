@@ -266,6 +266,26 @@ class Recipe(StrictModel):
                 "validation split); set data.val_size, e.g. 0.1"
             )
 
+    @model_validator(mode="after")
+    def _check_validation_users(self) -> Recipe:
+        # at load, so a refit recipe that still watches validation fails before training
+        if self.data.val_size > 0 or self.data.cv:
+            return self
+        if self.train.schedule.name == "plateau":
+            raise ValueError(
+                "train.schedule: plateau needs a validation split, but data.val_size is 0; "
+                "choose another schedule, or set data.val_size"
+            )
+        for spec in self.techniques:
+            monitor = getattr(spec.params, "monitor", None)
+            if isinstance(monitor, str) and monitor.startswith("val_"):
+                raise ValueError(
+                    f"techniques.{spec.name}.monitor: '{monitor}' needs a validation split, "
+                    f"but data.val_size is 0; remove {spec.name} and set train.epochs, "
+                    "or set data.val_size"
+                )
+        return self
+
     @field_validator("techniques")
     @classmethod
     def _check_conflicts(cls, specs: list[TechniqueSpec]) -> list[TechniqueSpec]:

@@ -82,13 +82,6 @@ class EarlyStopping(Technique):
 
     def on_epoch_end(self, state: State) -> None:
         if self.params.monitor not in state.epoch_metrics:
-            measured_val = any(k.startswith("val_") for k in state.epoch_metrics)
-            if self.params.monitor.startswith("val_") and not measured_val:
-                raise RecipeError(
-                    f"techniques.early_stopping.monitor: '{self.params.monitor}' needs a "
-                    "validation split, but data.val_size is 0; remove early_stopping and "
-                    "set train.epochs, or set data.val_size"
-                )
             raise RecipeError(
                 f"techniques.early_stopping.monitor: '{self.params.monitor}' is not measured; "
                 f"choose one of {', '.join(k for k in state.epoch_metrics if k != 'epoch')}"
