@@ -1,6 +1,8 @@
 # Two entry points: `make demo` and `make test`. Both build .venv from nothing.
 # torch==2.13.0 goes in first: it is a CPU build on this machine's disk, and the
 # package's own `torch>=2.4` is then already satisfied (no multi-GB CUDA download).
+# Both steps install under constraints.txt, the exact versions of every package
+# (regenerate it with scripts/lock.sh after changing dependencies in pyproject.toml).
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
@@ -9,10 +11,10 @@ BIN = $(VENV)/bin
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt torch==2.13.0
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
 demo: install
@@ -20,6 +22,7 @@ demo: install
 
 test: install
 	bash scripts/ensure_postgres.sh
+	$(BIN)/python -m trainlab.environment
 	$(BIN)/pytest
 
 test-all: install
