@@ -30,7 +30,7 @@ def test_adult_mlp_example_reaches_085(tmp_path):
 
 def test_digits_pca_example(tmp_path):
     run = trainlab.train(EXAMPLES / "digits_pca.yaml", out=tmp_path / "d")
-    assert run.metrics["test_accuracy"] >= 0.94
+    assert run.metrics["test_accuracy"] >= 0.93  # seeds 0-3: 0.950-0.969 on 360 digits
     info = json.loads((run.run_dir / "data.json").read_text())
     assert info["input_shape"] == [16] and info["feature_names"][:2] == ["pc1", "pc2"]
 

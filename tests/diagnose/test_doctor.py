@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import pytest
 import yaml
 
 from trainlab.diagnose.doctor import doctor, parse_budget
+from trainlab.diagnose.fit import analyze_fit
 from trainlab.errors import RecipeError
 
 from ..test_cli import cli
@@ -48,8 +50,23 @@ def test_wide_mlp_on_200_samples_overfits(tmp_path):
         BROKEN / "overfitting_wide_mlp.yaml", {"train.epochs": 10}, out=tmp_path, lr_find=False
     )
     assert report.codes == ["OVERFITTING"]
-    assert report.fit["train_error"] == 0.0
-    assert report.fit["variance"] > 0.05
+    # The doctor's guarantee, with its own thresholds: the gap between validation and
+    # training error exceeds the variance threshold by more than one standard error of
+    # the validation error, and is larger than the bias. The exact training error is a
+    # float of the run (0.0, 0.005 or 0.02 depending on seed, CPU and threads): only
+    # "the 200 training digits are (almost) memorized" is asserted.
+    limits = inspect.signature(analyze_fit).parameters
+    variance_threshold = limits["variance_threshold"].default
+    bias_threshold = limits["bias_threshold"].default
+    fit = report.fit
+    (finding,) = report.findings
+    assert fit["verdict"] == "over-fitting" and finding.severity == "warning"
+    assert fit["train_error"] <= 0.05
+    assert fit["bias"] < bias_threshold  # not under-fitting
+    noise = finding.evidence["val_error_standard_error"]
+    assert fit["variance"] - noise > variance_threshold
+    assert fit["variance"] >= fit["bias"]
+    assert fit["val_error"] == pytest.approx(fit["train_error"] + fit["variance"])
     names = [r.name for r in report.recommendations if r.applicable]
     assert names[:5] == ["dropout", "weight_decay", "mixup", "label_smoothing", "early_stopping"]
 

@@ -66,7 +66,11 @@ def test_still_improving_when_validation_loss_keeps_falling():
 
 
 def test_real_run_good_fit_on_breast_cancer(tmp_path, breast_cancer_recipe):
-    breast_cancer_recipe["train"]["epochs"] = 25
+    # 8 epochs: the validation loss has not started to rise on any seed (rise <= 0.07,
+    # threshold 0.15) and no validation row is wrong. At 25 epochs it rose 11-99 % above
+    # its best, so the verdict hung on one of the 46 validation rows: 3 seeds of 8 got
+    # over-fitting, and so could seed 0 on another CPU.
+    breast_cancer_recipe["train"]["epochs"] = 8
     run = trainlab.train(breast_cancer_recipe, out=tmp_path / "run")
     d = analyze_fit(run.history)
     assert d.verdict in (GOOD_FIT, STILL_IMPROVING)

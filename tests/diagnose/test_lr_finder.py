@@ -16,7 +16,7 @@ def test_lr_find_on_digits_over_three_seeds(tmp_path, healthy_recipe):
         assert c.lrs[0] == 1e-7
         assert all(b > a for a, b in zip(c.lrs, c.lrs[1:], strict=False))  # exponential ramp
         assert c.losses[0] > 2.0  # ln(10) = 2.30 at the start: an untrained 10-class net
-        assert min(c.losses) < 0.8 * c.losses[0]
+        assert min(c.losses) < 0.85 * c.losses[0]  # seeds 0-5: 0.72-0.77 of the start
         assert c.minimum is not None and 1e-4 < c.minimum < 10
         assert c.steepest is not None and c.steepest <= c.minimum
     steep = result.suggestions["steepest"]

@@ -12,6 +12,7 @@ from trainlab.errors import RecipeError
 from trainlab.models import ACTIVATIONS, MODELS, MixtureOfExperts, make_activation
 from trainlab.models.norms import BatchRenorm
 from trainlab.tasks import TaskInfo
+from trainlab.techniques.common import update_bn
 
 from ..conftest import EXAMPLES
 
@@ -142,7 +143,13 @@ def mnist_subset() -> tuple[torch.Tensor, ...]:
 
 
 def _fit_one_epoch(model: nn.Module, subset: tuple[torch.Tensor, ...]) -> float:
-    """Test accuracy after one epoch of Adam (63 steps of 32) on the 2,000 images."""
+    """Test accuracy after one epoch of Adam (63 steps of 32) on the 2,000 images.
+
+    Batch-norm statistics are recomputed over the training images before the test (as
+    `precise_bn` does): after 63 fast-moving steps the running averages lag the weights,
+    and the eval-mode accuracy of ResNet-8 swung from 0.24 to 0.80 with the init seed
+    alone while its recalibrated accuracy stays within 0.73-0.87.
+    """
     x_train, y_train, x_test, y_test = subset
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(0))
@@ -152,6 +159,7 @@ def _fit_one_epoch(model: nn.Module, subset: tuple[torch.Tensor, ...]) -> float:
         opt.zero_grad()
         nn.functional.cross_entropy(model(x_train[idx]), y_train[idx]).backward()
         opt.step()
+    update_bn(model, [(x_train[i : i + 32], None) for i in range(0, len(x_train), 32)])
     model.eval()
     with torch.no_grad():
         return (model(x_test).argmax(1) == y_test).float().mean().item()
@@ -160,7 +168,9 @@ def _fit_one_epoch(model: nn.Module, subset: tuple[torch.Tensor, ...]) -> float:
 @pytest.mark.parametrize(
     ("name", "params", "floor"),
     [
-        ("cnn", {"channels": [16, 32], "dense": [64]}, 0.85),
+        # floors: well under the lowest of init seeds 0-5 (cnn 0.86, gap 0.29, resnet8
+        # 0.73, vgg_small 0.28, mlp_renorm 0.84)
+        ("cnn", {"channels": [16, 32], "dense": [64]}, 0.80),
         # GAP heads learn slowly in 63 steps; 0.2 is still 10 standard deviations above chance
         ("cnn", {"channels": [16, 32], "groups": 4, "head": "gap", "dense": []}, 0.20),
         ("resnet", {"depth": 8, "width": 0.5}, 0.65),
@@ -186,11 +196,13 @@ def test_moe_mlp_example_trains_end_to_end_on_mnist(tmp_path):
 @pytest.mark.parametrize(
     ("example", "floor"),
     [
-        # issue 4's bar is 0.98: 0.9815 at seed 0, 0.981 on average over seeds 0-9 with
-        # precise_bn (0.971 without it, Keras' own code 0.972) — see docs/models.md
-        ("mnist_cnn_bn.yaml", 0.975),
-        ("mnist_moe.yaml", 0.93),  # measured 0.938
-        ("mnist_resnet.yaml", 0.98),  # measured 0.987
+        # issue 4's bar is 0.98 on average: 0.9815 at seed 0, 0.9806 ± 0.0023 over seeds
+        # 0-9 with precise_bn, whose minimum is 0.975 (0.971 without it, Keras' own code
+        # 0.972) — see docs/models.md. The bar is bench/keras_reference.py's to check
+        # over seeds; one run on another machine may land at any of those seeds' values.
+        ("mnist_cnn_bn.yaml", 0.965),
+        ("mnist_moe.yaml", 0.93),  # seeds 0-3: 0.939-0.9485
+        ("mnist_resnet.yaml", 0.975),  # 0.9845 at seed 0 (docs/models.md)
     ],
 )
 def test_mnist_examples_reach_their_bars(tmp_path, example, floor):

@@ -107,4 +107,5 @@ def test_wide_deep_learns_adult_in_one_epoch(tmp_path):
 @pytest.mark.slow
 def test_adult_wide_deep_example_beats_logistic_regression(tmp_path):
     run = trainlab.train(EXAMPLES / "adult_wide_deep.yaml", out=tmp_path / "adult")
-    assert run.metrics["test_accuracy"] >= 0.855
+    # logistic regression 0.851; seeds 0-3 give 0.8567-0.859 (0.855 was 28 rows away)
+    assert run.metrics["test_accuracy"] >= 0.852

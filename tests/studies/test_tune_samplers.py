@@ -35,7 +35,6 @@ def test_every_sampler_runs_a_real_search(sampler, digits_recipe, tmp_path):
     data = result.summary()
     assert data["trials"]["complete"] == 4
     assert data["epochs_total"] == 8
-    assert 0.5 < data["best_value"] <= 1.0  # 2 epochs of an MLP on digits learn something
     assert set(data["best_params"]) == set(SPACE)
     study = optuna.load_study(
         study_name=data["study"],
@@ -43,6 +42,12 @@ def test_every_sampler_runs_a_real_search(sampler, digits_recipe, tmp_path):
             optuna.storages.journal.JournalFileBackend(str(tmp_path / sampler / "study.journal"))
         ),
     )
+    # the best trial is the best of those run, and 2 epochs of an MLP on digits learn
+    # something (chance 0.1). The adaptive samplers pick their next points from the
+    # measured values, so which points run differs between machines: gp at seed 0 got
+    # 0.625 as its best of 4, the other samplers 0.87-0.94.
+    assert data["best_value"] == max(t.value for t in study.trials)
+    assert 0.3 < data["best_value"] <= 1.0
     params = [tuple(sorted(map(str, t.params.values()))) for t in study.trials]
     if sampler == "grid":  # 8 grid points, 4 trials: all different
         assert len(set(params)) == 4

@@ -94,7 +94,7 @@ def test_l1_drives_more_weights_to_zero_than_no_penalty(tmp_path):
 
     assert near_zero(sparse[key]) > near_zero(plain[key]) + 0.15  # measured 0.22 vs 0.006
     assert sparse[key].abs().sum() < 0.7 * plain[key].abs().sum()
-    assert sparse_run.metrics["test_accuracy"] > 0.8
+    assert sparse_run.metrics["test_accuracy"] > 0.7  # seeds 0-5: 0.79-0.87; chance 0.1
 
 
 def test_l2_with_sgd_equals_weight_decay_of_twice_the_strength(tmp_path):
@@ -273,7 +273,7 @@ def assert_bn_statistics_recomputed(recipe: dict, run) -> None:
     splits, _ = setup.split_and_preprocess(rec, data)
     model = trainlab.load(run.run_dir).model
     xy = setup.to_tensors(splits.train.X, splits.train.y, info, "cpu")
-    batches = TensorBatches(*xy, 64, shuffle=True, seed=0)
+    batches = TensorBatches(*xy, 64, shuffle=True, seed=run.recipe.train.seed)
     batches.set_epoch(2)  # the order of the last epoch, which the technique used
     update_bn(model, batches)
     final = saved(run)
@@ -326,8 +326,12 @@ def test_precise_bn_replaces_stale_statistics_and_recovers_accuracy(tmp_path):
     fixed["techniques"] = [{"name": "precise_bn"}]
     without = trainlab.train(stale, out=tmp_path / "without")
     with_ = trainlab.train(fixed, out=tmp_path / "with")
-    assert with_.metrics["val_accuracy"] > without.metrics["val_accuracy"] + 0.1
-    assert with_.metrics["test_accuracy"] > 0.85
+    # The validation split has 48 images, so an accuracy gap is counted in whole images
+    # (+0.1 failed at seed 1: 0.958 vs 0.875); the loss shows the stale statistics
+    # plainly: seeds 0-5 give 0.40-0.48 with precise_bn against 1.33-1.47 without.
+    assert with_.metrics["val_loss"] < 0.5 * without.metrics["val_loss"]
+    assert with_.metrics["val_accuracy"] > without.metrics["val_accuracy"]
+    assert with_.metrics["test_accuracy"] > 0.85  # seeds 0-5: 0.95-0.975
     # the saved statistics are the exact averages over the training batches
     assert_bn_statistics_recomputed(fixed, with_)
 
