@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -276,7 +277,7 @@ def predict(
 @app.command()
 def runs(
     study: str | None = typer.Option(None, "--study"),
-    limit: int = typer.Option(50, "--limit"),
+    limit: int = typer.Option(50, "--limit", min=1),
     store: str | None = StoreOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -319,8 +320,10 @@ def ablate(
         None, "--variant", help="Named overrides: NAME:key=value[,key=value] (repeatable)."
     ),
     mode: str = typer.Option("add-one", "--mode", help="add-one, leave-one-out or factorial."),
-    seeds: int = typer.Option(3, "--seeds", help="Seeds per variant (the same for every one)."),
-    workers: int = typer.Option(1, "--workers", help="Parallel training processes."),
+    seeds: int = typer.Option(
+        3, "--seeds", min=1, help="Seeds per variant (the same for every one)."
+    ),
+    workers: int = typer.Option(1, "--workers", min=1, help="Parallel training processes."),
     study: str | None = typer.Option(None, "--study", help="Study name (re-run to resume)."),
     metric: str | None = typer.Option(None, "--metric", help="Validation metric to judge by."),
     force: bool = typer.Option(False, "--force", help="Allow a factorial study above the limit."),
@@ -392,7 +395,9 @@ def _options(items: list[str] | None, flag: str) -> dict[str, Any]:
 def tune(
     recipe: Path = typer.Argument(..., help="Recipe YAML file."),
     space: Path = typer.Option(..., "--space", help="Search space YAML (dotted recipe keys)."),
-    trials: int = typer.Option(20, "--trials", help="Trials the study should have in total."),
+    trials: int = typer.Option(
+        20, "--trials", min=1, help="Trials the study should have in total."
+    ),
     sampler: str = typer.Option(
         "tpe", "--sampler", help="grid, random, tpe, gp, cmaes, evolution or nsga2."
     ),
@@ -403,7 +408,7 @@ def tune(
     pruner_opt: list[str] | None = typer.Option(
         None, "--pruner-opt", help="Pruner option, e.g. reduction_factor=2 (repeatable)."
     ),
-    workers: int = typer.Option(1, "--workers", help="Worker processes on this machine."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes on this machine."),
     storage: str | None = typer.Option(
         None, "--storage", help="Journal file path or postgresql://… (default: a journal file)."
     ),
@@ -416,14 +421,16 @@ def tune(
     out_dir: Path | None = typer.Option(
         None, "--out", help="Study folder (default: runs/studies/STUDY)."
     ),
-    seed: int = typer.Option(0, "--seed", help="Sampler seed."),
-    repeats: int = typer.Option(1, "--repeats", help="Average each trial over this many seeds."),
-    cv: int | None = typer.Option(None, "--cv", help="Average each trial over k folds."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Sampler seed."),
+    repeats: int = typer.Option(
+        1, "--repeats", min=1, help="Average each trial over this many seeds."
+    ),
+    cv: int | None = typer.Option(None, "--cv", min=2, help="Average each trial over k folds."),
     timeout: float | None = typer.Option(
         None, "--timeout", help="Stop starting trials after this many seconds."
     ),
     heartbeat: int = typer.Option(
-        10, "--heartbeat", help="Seconds between heartbeats of running trials."
+        10, "--heartbeat", min=1, help="Seconds between heartbeats of running trials."
     ),
     final: bool = typer.Option(
         True, "--final/--no-final", help="Train and test the best recipe at the end."
@@ -490,9 +497,15 @@ def doctor(
     apply: bool = typer.Option(
         False, "--apply", help="Ablate the recommended techniques over seeds and report."
     ),
-    seeds: int = typer.Option(3, "--seeds", help="Seeds per arm of --apply (and the LR test)."),
-    max_apply: int = typer.Option(4, "--max-apply", help="Ablate at most this many changes."),
-    workers: int = typer.Option(1, "--workers", help="Parallel training processes for --apply."),
+    seeds: int = typer.Option(
+        3, "--seeds", min=1, help="Seeds per arm of --apply (and the LR test)."
+    ),
+    max_apply: int = typer.Option(
+        4, "--max-apply", min=1, help="Ablate at most this many changes."
+    ),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="Parallel training processes for --apply."
+    ),
     target: float | None = typer.Option(
         None, "--target", help="Accuracy (or error) the model should reach: the bias reference."
     ),
@@ -584,10 +597,12 @@ def _print_doctor(data: dict[str, Any]) -> None:
 @app.command(name="lr-find")
 def lr_find_command(
     recipe: Path = typer.Argument(..., help="Recipe YAML file."),
-    seeds: int = typer.Option(3, "--seeds", help="Repeat the range test over this many seeds."),
+    seeds: int = typer.Option(
+        3, "--seeds", min=1, help="Repeat the range test over this many seeds."
+    ),
     start: float = typer.Option(1e-7, "--start", help="Smallest learning rate tried."),
     end: float = typer.Option(10.0, "--end", help="Largest learning rate tried."),
-    steps: int = typer.Option(100, "--steps", help="Mini-batches per range test."),
+    steps: int = typer.Option(100, "--steps", min=2, help="Mini-batches per range test."),
     out_dir: Path = typer.Option(Path("lr_find"), "--out", help="Folder for the PNG and JSON."),
     overrides: list[str] | None = SetOpt,
     as_json: bool = JsonOpt,
@@ -621,18 +636,48 @@ def lr_find_command(
 
 
 def main() -> None:
-    """Entry point: run the app, turning user mistakes into one-line errors."""
+    """Entry point: run the app; user mistakes and bugs alike end in one line on stderr.
+
+    Exit status 2 is a user mistake, 3 a diverged run, 4 a bug in trainlab (its
+    traceback goes to RUN/error.log), 130 an interrupt.
+    """
+    from trainlab import failures
     from trainlab.errors import DivergenceError
 
+    warnings.showwarning = _show_warning
+    failures.reset()  # a second command in one process must not report the first one's step
     try:
         app()
     except TrainlabError as exc:
-        message = " ".join(str(exc).split())
-        err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-        sys.exit(3 if isinstance(exc, DivergenceError) else 2)
+        _one_line(" ".join(str(exc).split()))
+        sys.exit(failures.EXIT_DIVERGED if isinstance(exc, DivergenceError) else 2)
     except KeyboardInterrupt:
         err.print("interrupted; run `trainlab train` on the same run directory to resume")
-        sys.exit(130)
+        sys.exit(failures.EXIT_INTERRUPTED)
+    except Exception as exc:  # a bug: one line for the user, the traceback in a log
+        where = failures.current_step(_command_name())
+        log = failures.write_error_log(exc, failures.current_run_dir(), where)
+        _one_line(f"internal error in {where}: {failures.describe(exc)} (details in {log})")
+        sys.exit(failures.EXIT_INTERNAL_ERROR)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one `warning:` line, without Python's file and source line."""
+    from rich.markup import escape
+
+    text = " ".join(str(message).split())
+    err.print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
+
+def _one_line(message: str) -> None:
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _command_name() -> str:
+    args = [a for a in sys.argv[1:] if not a.startswith("-")]
+    return f"trainlab {args[0]}" if args else "trainlab"
 
 
 if __name__ == "__main__":

@@ -64,18 +64,7 @@ class Predictor:
             x = raw_rows(x, names, ["numeric"] * len(names), ())
         arr = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float32)
         shape = tuple(pre.input_shape) if pre.input_shape is not None else self.info.input_shape
-        n_features = math.prod(shape)
-        if arr.ndim == len(shape):  # a single sample
-            arr = arr[None]
-        if arr.shape[1:] != shape:
-            per_row = math.prod(arr.shape[1:]) if arr.ndim > 1 else 1
-            if arr.ndim >= 2 and per_row == n_features:
-                arr = arr.reshape((len(arr), *shape))
-            else:
-                raise DataError(
-                    f"input has {per_row} features per row (shape {tuple(arr.shape[1:])}); "
-                    f"the model expects {n_features} (shape {shape})"
-                )
+        arr = as_batch(arr, shape)
         if not np.isfinite(arr).all() and pre.p.get("fill") is None:
             raise DataError("input contains NaN or infinite values; clean or impute them first")
         arr = pre.transform(arr)
@@ -134,6 +123,37 @@ class Predictor:
         state = State(self.model, optimizer=None, loss_fn=loss_fn, device=self.device, max_epochs=0)
         engine = Engine(state, [], None, None, [], self.info.target_kind)
         return engine.evaluate(split, TensorBatches(xt, yt, recipe.train.eval_batch_size))
+
+
+def as_batch(arr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """`arr` as a batch of samples of `shape`, or a DataError saying which layouts fit.
+
+    Accepted: a batch (N, *shape), one sample `shape`, rows holding the same number of
+    values (N, prod(shape)) or one such row, and for single-channel images (1, H, W) the
+    layouts image users have: (N, H, W) and one (H, W) image.
+    """
+    n_features = math.prod(shape)
+    if arr.shape == shape:
+        return arr[None]
+    if arr.shape[1:] == shape:
+        return arr
+    if len(shape) == 3 and shape[0] == 1:
+        if arr.shape == shape[1:]:
+            return arr[None, None]
+        if arr.shape[1:] == shape[1:]:
+            return arr[:, None]
+    if arr.ndim == 1 and arr.size == n_features:
+        return arr.reshape((1, *shape))
+    if arr.ndim >= 2 and math.prod(arr.shape[1:]) == n_features:
+        return arr.reshape((len(arr), *shape))
+    accepted = [f"(N, {', '.join(map(str, shape))})", str(shape), f"(N, {n_features})"]
+    if len(shape) == 3 and shape[0] == 1:
+        accepted += [f"(N, {shape[1]}, {shape[2]})", f"({shape[1]}, {shape[2]})"]
+    per_row = math.prod(arr.shape[1:]) if arr.ndim > 1 else arr.size
+    raise DataError(
+        f"input of shape {tuple(arr.shape)} has {per_row} features per row; the model "
+        f"expects {n_features} (samples of shape {shape}); accepted: {', '.join(accepted)}"
+    )
 
 
 def load(run_dir: str | Path, device: str = "cpu") -> Predictor:

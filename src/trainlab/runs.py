@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from trainlab import environment, setup
+from trainlab import environment, failures, setup
 from trainlab.config.loading import RecipeLike, dump_recipe, load_recipe, recipe_hash
 from trainlab.config.schema import Recipe, check_safe_name, validate_recipe
 from trainlab.data.batching import TensorBatches
@@ -18,7 +18,7 @@ from trainlab.engine import determinism
 from trainlab.engine.checkpoint import (
     Checkpointer,
     CheckpointStore,
-    restore_training_state,
+    restore_latest,
     save_weights,
 )
 from trainlab.engine.events import StopReason
@@ -26,7 +26,7 @@ from trainlab.engine.loop import NON_FINITE, Engine
 from trainlab.engine.progress import ProgressDisplay, interactive
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
-from trainlab.errors import DivergenceError, RecipeError, RunError
+from trainlab.errors import DivergenceError, RecipeError, RunError, TrainlabError
 from trainlab.store.index import RunIndex, default_runs_root
 from trainlab.store.rundir import UNFINISHED, RunDir, next_free_run_dir
 
@@ -46,7 +46,7 @@ class Run:
 
     @property
     def status(self) -> str:
-        """created, running, interrupted, completed, stopped or diverged."""
+        """created, running, interrupted, failed (resumable), completed, stopped or diverged."""
         return self.info.get("status", "unknown")
 
     @property
@@ -62,7 +62,7 @@ class Run:
             raise RunError(f"run directory '{rd.path}' not found")
         if not rd.exists() or not rd.recipe.is_file():
             raise RunError(f"'{rd.path}' is not a trainlab run directory (no run.json/recipe.yaml)")
-        recipe = validate_recipe(yaml.safe_load(rd.recipe.read_text()), str(rd.recipe))
+        recipe = validate_recipe(_saved_recipe(rd.recipe), str(rd.recipe))
         return cls(
             rd.path, recipe, rd.info(), rd.read_json("metrics.json", default={}), rd.history()
         )
@@ -79,6 +79,19 @@ class Run:
             "metrics": self.metrics,
             "timings": self.info.get("timings", {}),
         }
+
+
+def _saved_recipe(path: Path) -> Any:
+    """The resolved recipe a run saved, or a RunError naming the damage and the fix."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise RunError(
+            f"'{path}' is damaged (not valid YAML{where}); the run cannot be rebuilt without "
+            "it: restore the file (it is the recipe as trained, every default filled in)"
+        ) from None
 
 
 class _EpochClock(Technique):
@@ -164,18 +177,44 @@ def train(
             )
         if previous.get("status") not in UNFINISHED:
             return Run.open(run_dir)
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with failures.step("preparing the run", run_dir):
+            return _fit_run(
+                recipe, rd, digest, previous, quiet, store, study, extra_techniques, evaluate_test
+            )
+    except BaseException as exc:
+        _record_failure(rd, store, recipe, exc, created)
+        raise
+
+
+def _fit_run(
+    recipe: Recipe,
+    rd: RunDir,
+    digest: str,
+    previous: dict[str, Any],
+    quiet: bool,
+    store: str | None,
+    study: str | None,
+    extra_techniques: list[Technique] | None,
+    evaluate_test: bool,
+) -> Run:
+    """Build, (resume,) fit and finish one run in `rd`."""
+    run_dir = rd.path
     started = time.perf_counter()
     t = recipe.train
     determinism.seed_everything(t.seed)
     device = determinism.resolve_device(t.device)
     det = determinism.configure(t.deterministic, t.threads, device)
 
+    failures.now("loading data")
     data = setup.load_dataset(recipe)
     splits, pre = setup.split_and_preprocess(recipe, data)
     info = setup.task_info(recipe, data)  # after preprocessing: one-hot/PCA/vocab set the shape
     setup.check_finite(splits, recipe.data.dataset.name)
 
+    failures.now("building the model")
     determinism.seed_everything(t.seed)
     model = setup.build_model(recipe, info).to(device)
     loss_fn = setup.build_loss_fn(recipe, data.task, info)
@@ -221,15 +260,9 @@ def train(
     )
     state.extras.update(recipe=recipe, task=info, splits=splits, run_dir=run_dir)
 
-    store_ckpt = CheckpointStore(rd.checkpoints)
-    latest = store_ckpt.latest()
-    resumed_from = None
-    if latest is not None:
-        from trainlab.engine.checkpoint import load_weights
-
-        load_weights(model, latest / "model.safetensors", device)
-        restore_training_state(state, techniques, store_ckpt.load_state(latest))
-        resumed_from = state.epoch
+    store_ckpt = CheckpointStore(rd.checkpoints, keep=2)
+    failures.now("restoring the checkpoint")
+    resumed_from = restore_latest(store_ckpt, state, techniques)
 
     record: dict[str, Any] = {
         "name": run_dir.name,
@@ -271,10 +304,12 @@ def train(
         train_eval_batches=train_eval_batches,
     )
     fit_started, fit_cpu_started = time.perf_counter(), time.process_time()
+    failures.now("training")
     engine.fit()
     fit_seconds = time.perf_counter() - fit_started
     fit_cpu_seconds = time.process_time() - fit_cpu_started
 
+    failures.now("saving the run")
     reason = state.stop_reason or StopReason.COMPLETED
     diverged = reason in NON_FINITE
     last = state.history[-1] if state.history else {}
@@ -309,6 +344,41 @@ def train(
     rd.write_json("run.json", record)
     _index(index, rd, recipe, record, metrics)
     return Run(run_dir, recipe, record, metrics, list(state.history))
+
+
+def _record_failure(
+    rd: RunDir, store: str | None, recipe: Recipe, exc: BaseException, created: bool
+) -> None:
+    """Mark an unfinished run `failed` (or `interrupted`) with its reason; log a bug's traceback.
+
+    Nothing the run saved is touched: its checkpoints stay, so `trainlab train` on the
+    same directory resumes from the last one once the cause is fixed.
+    """
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    internal = not interrupted and not isinstance(exc, TrainlabError)
+    where = failures.current_step("training")
+    if internal:
+        failures.write_error_log(exc, rd.path, where)
+    try:
+        record = rd.info()
+    except RunError:
+        return  # an unreadable run.json is reported by whoever reads it; never overwrite it
+    if not record:
+        if created and not internal and not any(rd.path.iterdir()):
+            rd.path.rmdir()  # a mistake found before anything was saved leaves no trace
+        return
+    if record.get("status") not in UNFINISHED:
+        return  # a finished run read back is never marked failed
+    record.update(
+        status="interrupted" if interrupted else "failed",
+        failure={"step": where, "error": failures.describe(exc), "internal": internal},
+        finished_at=_now(),
+    )
+    try:
+        rd.write_json("run.json", record)
+        _index(RunIndex(store), rd, recipe, record, rd.read_json("metrics.json", default={}))
+    except Exception:  # noqa: BLE001 - a full disk must not hide the original error
+        pass
 
 
 def _copy(src: Path, dst: Path) -> None:

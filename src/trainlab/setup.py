@@ -128,6 +128,12 @@ def check_finite(splits: Splits, dataset: str) -> None:
 def build_model(recipe: Recipe, info: TaskInfo) -> nn.Module:
     """The recipe's architecture for this task (weights initialised from the global RNG)."""
     spec = recipe.model
+    if info.features.get("kind") == "text" and spec.entry.metadata.get("inputs") != "text":
+        # the text models check the converse themselves
+        raise RecipeError(
+            f"model: '{spec.name}' takes numeric features, but dataset "
+            f"'{recipe.data.dataset.name}' is text (token ids); use text_cnn or text_rnn"
+        )
     try:
         return spec.entry.builder(spec.params, info)
     except ValueError as exc:

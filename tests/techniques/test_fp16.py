@@ -106,7 +106,7 @@ def test_fp16_run_resumes_bit_identically_with_its_scaler(tmp_path):
     out = tmp_path / "crashed"
     with pytest.raises(KeyboardInterrupt):
         trainlab.train(r, out=out, extra_techniques=[InfAt(30), CrashAt(1, 5)])
-    assert json.loads((out / "run.json").read_text())["status"] == "running"
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
     resumed = trainlab.train(r, out=out, extra_techniques=[InfAt(30)])
     assert resumed.info["resumed_from_epoch"] == 1
     assert resumed.metrics == full.metrics

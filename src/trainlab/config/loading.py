@@ -23,6 +23,10 @@ def read_yaml(path: str | Path) -> Any:
         raise RecipeError(f"recipe file '{path}' not found; check the path")
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise RecipeError(
+            f"{path}: not UTF-8 text (byte {exc.start}); save the recipe as UTF-8"
+        ) from None
     except yaml.constructor.ConstructorError as exc:
         tag = getattr(exc, "problem", "") or str(exc)
         raise RecipeError(

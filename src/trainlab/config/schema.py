@@ -210,7 +210,7 @@ class DataConfig(StrictModel):
     #: no validation split: the refit once the epochs and settings have been chosen on
     #: validation (early stopping, plateau schedules, tune, ablate and the doctor need one).
     val_size: float = Field(0.1, ge=0, lt=1)
-    split_seed: int = 0
+    split_seed: int = Field(0, ge=0, lt=2**32)
     preprocessing: PreprocessingConfig = Field(default_factory=PreprocessingConfig)
     #: k-fold (stratified for classification) cross-validation over the non-test data:
     #: k runs, reported as mean ± std. `fold` selects one fold (set by the cv driver).
@@ -224,13 +224,14 @@ class TrainConfig(StrictModel):
     epochs: int = Field(10, gt=0)
     batch_size: int = Field(32, gt=0)
     eval_batch_size: int = Field(1024, gt=0)
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
+    # bounded so the optimizer's float32 arithmetic cannot overflow (1e300 would)
+    lr: float = Field(1e-3, gt=0, le=1e6)
+    weight_decay: float = Field(0.0, ge=0, le=1e6)
     decay_norm_and_bias: bool = True
     optimizer: OptimizerSpec = Field(default_factory=lambda: OptimizerSpec(name="adam"))
     loss: LossSpec | None = None
     schedule: ScheduleSpec = Field(default_factory=lambda: ScheduleSpec(name="constant"))
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32)  # NumPy's legacy generators take 32 bits
     device: str = "auto"
     threads: int | None = Field(None, gt=0)
     deterministic: bool = True

@@ -14,14 +14,15 @@ Nothing here unpickles or executes anything from a file: `.npy`/`.npz` are read 
 
 from __future__ import annotations
 
+import codecs
 import logging
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from trainlab.config.base import StrictModel
 from trainlab.data.arrays import ArrayData
@@ -46,6 +47,27 @@ CIFAR10_CLASSES = [
 ]
 
 
+def check_delimiter(value: str) -> str:
+    """'auto' or one character: what Python's csv module can split on."""
+    if value != "auto" and len(value) != 1:
+        raise ValueError(f"delimiter must be 'auto' or one character, e.g. ',' (got {value!r})")
+    return value
+
+
+def check_encoding(value: str) -> str:
+    """A text encoding Python knows (utf-8, latin-1, cp1252 …)."""
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        raise ValueError(f"unknown text encoding {value!r}; e.g. utf-8, latin-1, cp1252") from None
+    return value
+
+
+Delimiter = Annotated[str, AfterValidator(check_delimiter)]
+Encoding = Annotated[str, AfterValidator(check_encoding)]
+PathText = Annotated[str, Field(min_length=1)]
+
+
 def _existing(path: str, key: str = "path") -> Path:
     p = Path(path).expanduser()
     if not p.exists():
@@ -59,12 +81,12 @@ def _existing(path: str, key: str = "path") -> Path:
 class CsvParams(StrictModel):
     """Options of the `csv` dataset: a delimited table with a header row."""
 
-    path: str
+    path: PathText
     target: str
-    test_path: str | None = None
-    delimiter: str = "auto"
+    test_path: PathText | None = None
+    delimiter: Delimiter = "auto"
     header: bool = True
-    encoding: str = "utf-8"
+    encoding: Encoding = "utf-8"
     categorical: list[str] = []
     numeric: list[str] = []
     drop: list[str] = []
@@ -157,7 +179,7 @@ def load_csv(params: CsvParams) -> ArrayData:
 class NumpyParams(StrictModel):
     """Options of the `npy` dataset: features and targets as NumPy files."""
 
-    path: str
+    path: PathText
     targets: str | None = None
     task: Literal["auto", "classification", "regression"] = "auto"
 
@@ -215,7 +237,7 @@ def load_numpy(params: NumpyParams) -> ArrayData:
 class ImageFolderParams(StrictModel):
     """Options of the `image_folder` dataset: one sub-folder of images per class."""
 
-    path: str
+    path: PathText
     size: tuple[int, int] | None = None
     grayscale: bool = False
     corrupt: Literal["fail", "skip"] = "fail"
@@ -347,11 +369,11 @@ def load_cifar10_binary(params: Cifar10BinaryParams) -> ArrayData:
 class TextParams(StrictModel):
     """Options of the `text` dataset: a CSV with a text column, or one file per class."""
 
-    path: str
+    path: PathText
     text_column: str = "text"
     target: str = "label"
-    delimiter: str = "auto"
-    encoding: str = "utf-8"
+    delimiter: Delimiter = "auto"
+    encoding: Encoding = "utf-8"
 
 
 def read_lines(path: Path, encoding: str) -> list[str]:

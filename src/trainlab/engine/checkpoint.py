@@ -12,11 +12,13 @@ import os
 import random
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
 from trainlab.engine.state import State
@@ -163,26 +165,54 @@ def restore_training_state(
 
 
 class CheckpointStore:
-    """The `checkpoints/` folder of a run: write atomically, find and read the latest."""
+    """The `checkpoints/` folder of a run: write atomically, find and read the latest.
 
-    def __init__(self, root: Path, keep: int = 1) -> None:
+    `keep` checkpoints are kept (two by default), so when the newest one cannot be read
+    (a damaged disk, a file edited by hand) the run resumes from the one before it.
+    """
+
+    def __init__(self, root: Path, keep: int = 2) -> None:
         self.root = Path(root)
         self.keep = keep
 
     def latest(self) -> Path | None:
         """The directory of the newest complete checkpoint, or None."""
-        pointer = self.root / "latest"
-        if not pointer.is_file():
-            return None
-        path = self.root / pointer.read_text().strip()
-        return (
-            path
-            if (path / "model.safetensors").is_file() and (path / "state.pt").is_file()
-            else None
+        found = self.candidates()
+        return found[0] if found else None
+
+    def candidates(self) -> list[Path]:
+        """Complete checkpoints, newest first: the one `latest` names, then the others.
+
+        A `latest` pointer that is unreadable or names nothing complete is ignored (the
+        directories themselves say which epochs were written whole).
+        """
+        complete = sorted(
+            (p for p in self.root.glob("epoch-*") if _is_complete(p)),
+            key=lambda p: p.name,
+            reverse=True,
         )
+        named = self._pointed_at()
+        if named is not None and named in complete:
+            complete.remove(named)
+            complete.insert(0, named)
+        return complete
+
+    def _pointed_at(self) -> Path | None:
+        pointer = self.root / "latest"
+        try:
+            name = pointer.read_bytes().decode("ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        if not name.startswith("epoch-") or "/" in name or "\\" in name:
+            return None
+        return self.root / name
 
     def save(self, model: torch.nn.Module, train_state: dict[str, Any], epoch: int) -> Path:
-        """Write checkpoint `epoch` whole, point `latest` at it, drop older ones."""
+        """Write checkpoint `epoch` whole, point `latest` at it, drop older ones.
+
+        A failed write (a full disk) removes its partial files and raises a RunError that
+        says which checkpoint is still intact and how to resume from it.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
         name = f"epoch-{epoch:04d}"
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.root))
@@ -196,13 +226,34 @@ class CheckpointStore:
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
+            _fsync_dir(self.root)
+            atomic_write_text(self.root / "latest", name)
+        except Exception as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise RunError(self._save_failed_message(name, exc)) from exc
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        _fsync_dir(self.root)
-        atomic_write_text(self.root / "latest", name)
         self._prune(keep_name=name)
         return final
+
+    def _save_failed_message(self, name: str, exc: Exception) -> str:
+        intact = [p for p in self.candidates() if p.name != name]
+        kept = (
+            f"checkpoint {intact[0].name} is intact; free space (or fix the cause) and run "
+            "`trainlab train` again with the same recipe and --out to resume from it"
+            if intact
+            else "no earlier checkpoint exists, so a re-run starts from the beginning"
+        )
+        cause = " ".join(str(exc).split())[:200] or type(exc).__name__
+        free = shutil.disk_usage(self.root).free
+        needed = sum(f.stat().st_size for f in intact[0].iterdir()) if intact else 0
+        if free < needed + 2**20 and "space" not in cause.lower():
+            cause = (
+                f"the disk is full ({free // 1024} KiB free; a checkpoint takes "
+                f"{needed // 1024} KiB): {cause}"
+            )
+        return f"cannot write checkpoint {name} in '{self.root}': {cause}; {kept}"
 
     def _prune(self, keep_name: str) -> None:
         done = sorted(p for p in self.root.glob("epoch-*") if p.is_dir() and p.name != keep_name)
@@ -214,9 +265,54 @@ class CheckpointStore:
     def load_state(self, path: Path) -> dict[str, Any]:
         """Read a checkpoint's training state without unpickling arbitrary objects."""
         try:
-            return torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch warns about the pickle protocol of junk
+                warnings.simplefilter("ignore")
+                return torch.load(path / "state.pt", map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise RunError(f"checkpoint '{path}' cannot be read safely: {exc}") from None
+            # torch's own message advises weights_only=False (unpickling): never relay it
+            raise RunError(
+                f"checkpoint '{path / 'state.pt'}' is damaged or not a trainlab checkpoint "
+                f"({type(exc).__name__}); it is not loaded, since nothing is unpickled"
+            ) from None
+
+
+def _is_complete(path: Path) -> bool:
+    return (path / "model.safetensors").is_file() and (path / "state.pt").is_file()
+
+
+def restore_latest(store: CheckpointStore, state: State, techniques: list[Technique]) -> int | None:
+    """Load the newest readable checkpoint into a freshly built fit; its epoch, or None.
+
+    An unreadable checkpoint is skipped with a warning for the one before it; when none
+    can be read the error names them and how to start over.
+    """
+    candidates = store.candidates()
+    problems = []
+    for path in candidates:
+        try:
+            saved = store.load_state(path)
+            load_weights(state.model, path / "model.safetensors", state.device)
+            restore_training_state(state, techniques, saved)
+        except (RunError, SafetensorError, OSError, RuntimeError, KeyError, TypeError) as exc:
+            problems.append(f"{path.name}: {' '.join(str(exc).split())[:160]}")
+            continue
+        if problems:
+            warnings.warn(
+                f"resumed from {path.name}, an earlier checkpoint: {'; '.join(problems)}",
+                CheckpointFallbackWarning,
+                stacklevel=2,
+            )
+        return state.epoch
+    if problems:
+        raise RunError(
+            f"no checkpoint in '{store.root}' can be read ({'; '.join(problems)}); "
+            f"delete '{store.root}' to train from the beginning"
+        )
+    return None
+
+
+class CheckpointFallbackWarning(UserWarning):
+    """The newest checkpoint was unreadable and an earlier one was used."""
 
 
 class Checkpointer(Technique):

@@ -120,6 +120,7 @@ class TextRNN(nn.Module):
     "text_rnn",
     description="Text classifier: embedding → packed bidirectional LSTM/GRU → pooling",
     params=TextRNNParams,
+    inputs="text",
 )
 def build_text_rnn(p: TextRNNParams, info: TaskInfo) -> nn.Module:
     """A recurrent text classifier (seed 004's bidirectional-LSTM sentiment model).
@@ -186,6 +187,7 @@ class TextCNN(nn.Module):
     "text_cnn",
     description="Kim-2014 text CNN: convolutions of several widths, max over time",
     params=TextCNNParams,
+    inputs="text",
 )
 def build_text_cnn(p: TextCNNParams, info: TaskInfo) -> nn.Module:
     """A convolutional text classifier.

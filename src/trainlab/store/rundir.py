@@ -21,7 +21,8 @@ from trainlab.config.schema import check_safe_name
 from trainlab.engine.checkpoint import atomic_write_text
 from trainlab.errors import RunError
 
-UNFINISHED = ("created", "running", "interrupted")
+#: Statuses of a run that `trainlab train` on its directory resumes (or retries).
+UNFINISHED = ("created", "running", "interrupted", "failed")
 
 
 class RunDir:
@@ -43,19 +44,17 @@ class RunDir:
             raise RunError(f"'{path}' not found; is '{self.path}' a trainlab run directory?")
         try:
             return json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise RunError(f"'{path}' is corrupt ({exc.msg}); the run cannot be read") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            why = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text"
+            raise RunError(
+                f"'{path}' is corrupt ({why}); the run cannot be read: restore the file from "
+                "a backup, or train the recipe again into a new --out"
+            ) from None
 
     def write_json(self, name: str, data: Any) -> None:
         """Write `data` as JSON atomically."""
         text = json.dumps(data, indent=2, default=_jsonable) + "\n"
         atomic_write_text(self.path / name, text, durable=False)
-
-    def append_history(self, row: dict[str, Any]) -> None:
-        """Rewrite history.jsonl with one more row (atomic; the file is small)."""
-        rows = self.history()
-        rows.append(row)
-        self.write_history(rows)
 
     def write_history(self, rows: list[dict[str, Any]]) -> None:
         """Replace history.jsonl with `rows`, atomically."""
@@ -67,7 +66,23 @@ class RunDir:
         path = self.path / "history.jsonl"
         if not path.is_file():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            lines = ["\x00"]
+        rows = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise RunError(
+                    f"'{path}' is corrupt at line {number} (cut short or edited); the weights "
+                    "and metrics are unaffected: delete the file to read the run without its "
+                    "per-epoch history"
+                ) from None
+        return rows
 
     def info(self) -> dict[str, Any]:
         """The run record (run.json), or {} for a directory that holds no run yet."""

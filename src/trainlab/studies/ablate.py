@@ -50,20 +50,60 @@ class Change:
         return "; ".join(parts)
 
 
-def _builtin_changes(recipe: dict[str, Any]) -> dict[str, Change]:
-    """Recipe-level changes known by name: model and schedule edits, not techniques."""
-    loss = (recipe.get("train") or {}).get("loss")
-    loss_name = loss if isinstance(loss, str) else (loss or {}).get("name", "cross_entropy")
-    return {
+def _builtin_changes(recipe: dict[str, Any]) -> dict[str, Change | str]:
+    """Recipe-level changes known by name, or why one does not apply to this recipe."""
+    model = _component_name(recipe.get("model"))
+    model_params = _model_params(model)
+    changes: dict[str, Change | str] = {
         "dropout": Change("dropout", (("model.dropout", 0.25),)),
         "batchnorm": Change("batchnorm", (("model.norm", "batch"),)),
         "cosine": Change("cosine", (("train.schedule", {"name": "cosine"}),)),
         "weight_decay": Change("weight_decay", (("train.weight_decay", 5e-4),)),
-        "label_smoothing": Change(
-            "label_smoothing",
-            (("train.loss", {"name": loss_name or "cross_entropy", "label_smoothing": 0.1}),),
-        ),
+        "label_smoothing": _label_smoothing_change(recipe),
     }
+    for name, key in (("dropout", "dropout"), ("batchnorm", "norm")):
+        if model_params is not None and key not in model_params:
+            changes[name] = f"model '{model}' has no '{key}' setting"
+    return changes
+
+
+def _label_smoothing_change(recipe: dict[str, Any]) -> Change | str:
+    """Cross-entropy smooths through its own option; bce (and a task default) through the
+    `label_smoothing` technique, which smooths 0/1 targets too; regression cannot."""
+    from trainlab.optim.losses import LOSSES
+
+    loss = (recipe.get("train") or {}).get("loss")
+    loss_name = _component_name(loss)
+    if loss_name in LOSSES and LOSSES.get(loss_name).metadata.get("target") == "regression":
+        return f"it smooths class targets and loss '{loss_name}' is a regression loss"
+    if loss_name is None and _dataset_task(recipe) == "regression":
+        return "it smooths class targets and the dataset is a regression task"
+    if loss_name == "cross_entropy":
+        params = {k: v for k, v in loss.items() if k != "name"} if isinstance(loss, dict) else {}
+        return Change(
+            "label_smoothing",
+            (("train.loss", {**params, "name": "cross_entropy", "label_smoothing": 0.1}),),
+        )
+    return Change("label_smoothing", techniques=(("label_smoothing", (("smoothing", 0.1),)),))
+
+
+def _component_name(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    return value.get("name") if isinstance(value, dict) else None
+
+
+def _dataset_task(recipe: dict[str, Any]) -> str | None:
+    from trainlab.data.datasets import DATASETS
+
+    name = _component_name((recipe.get("data") or {}).get("dataset"))
+    return DATASETS.get(name).metadata.get("task") if name in DATASETS else None
+
+
+def _model_params(name: str | None) -> set[str] | None:
+    from trainlab.models import MODELS
+
+    return set(MODELS.get(name).params.model_fields) if name in MODELS else None
 
 
 _ITEM = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*(?:\((.*)\))?\s*$")
@@ -123,6 +163,11 @@ def resolve_changes(
             change = user[name]
         elif name in builtin and not args:
             change = builtin[name]
+            if isinstance(change, str):
+                raise RecipeError(
+                    f"--techniques {name}: does not apply to this recipe: {change}; "
+                    "leave it out"
+                )
         elif name in TECHNIQUES:
             params = _parse_kv(args or "", f"--techniques {name}")
             label = name if not args else f"{name}({args.replace(' ', '')})"

@@ -20,6 +20,7 @@ from pydantic import Field
 from trainlab.config.base import StrictModel
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
+from trainlab.errors import RecipeError
 from trainlab.techniques.common import select_parameters
 from trainlab.techniques.registry import TECHNIQUES
 
@@ -50,6 +51,11 @@ class Freeze(Technique):
 
     def on_fit_start(self, state: State) -> None:
         self.chosen = [p for _, p in select_parameters(state.model, self.params.layers, "freeze")]
+        if len(self.chosen) == len(list(state.model.parameters())):
+            raise RecipeError(
+                f"techniques.freeze.layers: {self.params.layers} matches every parameter, so "
+                "nothing would train; leave the new head (or some layers) out of the patterns"
+            )
 
     def on_epoch_start(self, state: State) -> None:
         until = self.params.epochs
