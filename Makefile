@@ -23,6 +23,7 @@ demo: install
 test: install
 	bash scripts/ensure_postgres.sh
 	$(BIN)/python -m trainlab.environment
+	$(BIN)/ruff check src tests bench
 	$(BIN)/pytest
 
 test-all: install

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from trainlab.diagnose.doctor import doctor
+from trainlab.studies.doctor import doctor
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -110,7 +110,7 @@ def speed(threads: int, steps: int, work: Path, repeats: int = 2) -> dict:
     to back; its ratio is fastest-with / fastest-without of its own pairs, so a change in
     machine load between techniques does not leak into the ratios.
     """
-    from trainlab.techniques import TECHNIQUES
+    from trainlab.catalog import TECHNIQUES
 
     base = base_recipe(threads)
     names = [n for n in TECHNIQUES.names() if n not in NOT_APPLICABLE]

@@ -144,10 +144,10 @@ COMPONENTS = {  # where a recipe names a component, and the registry it names
 
 
 def _registries() -> dict[str, Any]:
+    from trainlab.catalog import TECHNIQUES
     from trainlab.data.datasets import DATASETS
     from trainlab.models import MODELS
     from trainlab.optim import LOSSES, OPTIMIZERS, SCHEDULES
-    from trainlab.techniques import TECHNIQUES
 
     return {
         "dataset": DATASETS,

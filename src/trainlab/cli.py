@@ -7,7 +7,6 @@ traceback.
 
 from __future__ import annotations
 
-import json
 import sys
 import warnings
 from pathlib import Path
@@ -18,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from trainlab.errors import TrainlabError
+from trainlab.fileio import to_json
 
 app = typer.Typer(
     add_completion=False,
@@ -41,16 +41,8 @@ SetOpt = typer.Option(
 def emit(result: dict[str, Any], as_json: bool) -> None:
     """Print `result` as the final JSON line when asked."""
     if as_json:
-        sys.stdout.write(json.dumps(result, default=_jsonable) + "\n")
+        sys.stdout.write(to_json(result, indent=None) + "\n")
         sys.stdout.flush()
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)
 
 
 def _registry_table(title: str, registry, columns: list[tuple[str, Any]], as_json: bool) -> None:
@@ -113,7 +105,7 @@ def models(
             "models", MODELS, [("parameters", lambda e: ", ".join(e.params.model_fields))], as_json
         )
         return
-    from trainlab.models.summary import summarize_recipe
+    from trainlab.assembly import summarize_recipe
 
     result = summarize_recipe(summary, overrides or [])
     if not as_json:
@@ -134,7 +126,7 @@ def models(
 @app.command()
 def techniques(as_json: bool = JsonOpt) -> None:
     """List the techniques a recipe's `techniques:` list may name."""
-    from trainlab.techniques import TECHNIQUES
+    from trainlab.catalog import TECHNIQUES
 
     _registry_table(
         "techniques",
@@ -334,8 +326,19 @@ def ablate(
     """Which techniques help: every variant over the same seeds, paired statistics."""
     from trainlab.engine.progress import interactive
     from trainlab.report.ablation import ablation_chart, ablation_table
+    from trainlab.studies.ablate import AblateOptions, parse_variant, split_items
     from trainlab.studies.ablate import ablate as run_ablation
-    from trainlab.studies.ablate import parse_variant, split_items
+
+    options = AblateOptions(
+        overrides=overrides or [],
+        variants=[parse_variant(v) for v in variant or []],
+        mode=mode,
+        seeds=seeds,
+        workers=workers,
+        study=study,
+        metric=metric,
+        force=force,
+    )
 
     bar = None
     if not quiet and interactive():
@@ -352,19 +355,7 @@ def ablate(
             bar.update(task, completed=done, total=total)
 
     try:
-        result = run_ablation(
-            recipe,
-            split_items(techniques),
-            overrides=overrides or [],
-            variants=[parse_variant(v) for v in variant or []],
-            mode=mode,
-            seeds=seeds,
-            workers=workers,
-            study=study,
-            metric=metric,
-            force=force,
-            progress=tick,
-        )
+        result = run_ablation(recipe, split_items(techniques), options, progress=tick)
     finally:
         if bar is not None:
             bar.stop()
@@ -440,51 +431,54 @@ def tune(
     as_json: bool = JsonOpt,
 ) -> None:
     """Hyper-parameter search over a space of recipe keys; re-run to continue the study."""
+    from trainlab.studies.tune import TuneOptions
     from trainlab.studies.tune import tune as run_tune
 
+    options = TuneOptions(
+        trials=trials,
+        sampler=sampler,
+        sampler_options=_options(sampler_opt, "--sampler-opt"),
+        pruner=pruner,
+        pruner_options=_options(pruner_opt, "--pruner-opt"),
+        workers=workers,
+        storage=storage,
+        study=study,
+        objective=objective,
+        out=out_dir,
+        seed=seed,
+        repeats=repeats,
+        cv=cv,
+        timeout=timeout,
+        heartbeat_seconds=heartbeat,
+        final=final,
+        plots=plots,
+        quiet=quiet or as_json,
+    )
     try:
-        result = run_tune(
-            recipe,
-            space,
-            trials=trials,
-            sampler=sampler,
-            sampler_options=_options(sampler_opt, "--sampler-opt"),
-            pruner=pruner,
-            pruner_options=_options(pruner_opt, "--pruner-opt"),
-            workers=workers,
-            storage=storage,
-            study=study,
-            objective=objective,
-            out=out_dir,
-            seed=seed,
-            repeats=repeats,
-            cv=cv,
-            timeout=timeout,
-            heartbeat_seconds=heartbeat,
-            final=final,
-            plots=plots,
-            quiet=quiet or as_json,
-        )
+        data = run_tune(recipe, space, options).summary()
     except KeyboardInterrupt:
         err.print("interrupted; re-run the same `trainlab tune` command to continue the study")
         sys.exit(130)
-    data = result.summary()
     if not as_json:
-        counts = ", ".join(f"{n} {s}" for s, n in data["trials"].items() if n)
-        table = Table(title=f"study {data['study']} — {counts}; {data['epochs_total']} epochs")
-        table.add_column("best")
-        table.add_column("value")
-        table.add_row("objective", ", ".join(data["objectives"]))
-        table.add_row("value", str(data.get("best_values") or data.get("best_value")))
-        for k, v in (data.get("best_params") or {}).items():
-            table.add_row(k, str(v))
-        best_run = data.get("best_run") or {}
-        for k, v in (best_run.get("metrics") or {}).items():
-            if k.startswith("test_"):
-                table.add_row(f"best recipe {k}", f"{v:.4f}")
-        table.add_row("best recipe", str(data.get("best_recipe")))
-        out.print(table)
+        _print_tune(data)
     emit(data, as_json)
+
+
+def _print_tune(data: dict[str, Any]) -> None:
+    counts = ", ".join(f"{n} {s}" for s, n in data["trials"].items() if n)
+    table = Table(title=f"study {data['study']} — {counts}; {data['epochs_total']} epochs")
+    table.add_column("best")
+    table.add_column("value")
+    table.add_row("objective", ", ".join(data["objectives"]))
+    table.add_row("value", str(data.get("best_values") or data.get("best_value")))
+    for k, v in (data.get("best_params") or {}).items():
+        table.add_row(k, str(v))
+    best_run = data.get("best_run") or {}
+    for k, v in (best_run.get("metrics") or {}).items():
+        if k.startswith("test_"):
+            table.add_row(f"best recipe {k}", f"{v:.4f}")
+    table.add_row("best recipe", str(data.get("best_recipe")))
+    out.print(table)
 
 
 # --------------------------------------------------------------------------- diagnose
@@ -519,25 +513,24 @@ def doctor(
 ) -> None:
     """Diagnose a recipe: findings with evidence and codes, recommended techniques, and
     with --apply an ablation that shows which recommendations really helped."""
-    from trainlab.diagnose.doctor import doctor as run_doctor
+    from trainlab.studies.doctor import DoctorOptions
+    from trainlab.studies.doctor import doctor as run_doctor
 
     def say(text: str) -> None:
         if not quiet and not as_json:
             err.print(f"[dim]doctor:[/] {text}")
 
-    report = run_doctor(
-        recipe,
-        overrides or [],
+    options = DoctorOptions(
         budget=budget,
         apply=apply,
         seeds=seeds,
         max_apply=max_apply,
-        workers=workers,
         target=target,
         lr_find=lr_find,
+        workers=workers,
         out=out_dir,
-        progress=say,
     )
+    report = run_doctor(recipe, overrides or [], options, progress=say)
     data = report.to_dict()
     if not as_json:
         _print_doctor(data)
@@ -608,7 +601,7 @@ def lr_find_command(
     as_json: bool = JsonOpt,
 ) -> None:
     """Learning-rate range test (Smith): loss against lr, suggestions and their spread."""
-    from trainlab.diagnose.lr_finder import lr_find as run_lr_find
+    from trainlab.studies.lr_finder import lr_find as run_lr_find
 
     result = run_lr_find(
         recipe, overrides or [], seeds=seeds, start=start, end=end, steps=steps, out=out_dir

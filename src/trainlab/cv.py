@@ -1,20 +1,25 @@
 """k-fold cross-validation of a recipe: k runs, one per fold, reported as mean ± std.
 
-`data.cv: 5` in a recipe routes `trainlab.train` here. Fold i trains on the other folds
-of the non-test data and validates on fold i (stratified for classification); each fold
-is an ordinary, resumable run under `<run dir>/fold-<i>`. The summary (per-fold metrics,
-mean and sample standard deviation) is written to `<run dir>/cv.json` and is a row of the
-run index of its own (`trainlab runs` lists it beside its folds).
+`data.cv: 5` in a recipe makes `trainlab.train` train its folds here. Fold i trains on
+the other folds of the non-test data and validates on fold i (stratified for
+classification); each fold is an ordinary, resumable run under `<run dir>/fold-<i>`.
+The summary (per-fold metrics, mean and sample standard deviation) is written to
+`<run dir>/cv.json` and is a row of the run index of its own (`trainlab runs` lists it
+beside its folds). This module trains nothing itself: `runs.train` hands it the function
+that trains one fold, so the two do not import each other.
 """
 
 from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from trainlab.config.schema import Recipe
+from trainlab.fileio import write_json
+from trainlab.store.rundir import RunStatus
 
 
 def summarize(fold_metrics: list[dict[str, float]]) -> dict[str, float]:
@@ -28,20 +33,29 @@ def summarize(fold_metrics: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
-def train_cv(
+class FoldRun(Protocol):
+    """What cross-validation reads of each fold's run."""
+
+    run_dir: Path
+    metrics: dict[str, float]
+
+    @property
+    def status(self) -> str: ...
+
+
+def train_folds(
     recipe: Recipe,
     out: str | Path,
-    quiet: bool = True,
+    train_fold: Callable[[dict[str, Any], Path], FoldRun],
     store: str | None = None,
     study: str | None = None,
-):
-    """Train every fold of `recipe` (which has `data.cv` set); a Run holding mean ± std.
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Train every fold of `recipe` (which has `data.cv` set) with `train_fold`.
 
-    The returned Run's `metrics` has each fold metric's mean under its own name and its
-    standard deviation under `<name>_std`; `info["folds"]` lists the fold runs.
+    Returns the cross-validation record (status, k, each fold's run and metrics) and the
+    summary metrics: each fold metric's mean under its own name and its standard
+    deviation under `<name>_std`. Both are written to `<out>/cv.json` and indexed.
     """
-    from trainlab.runs import Run, train
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     k = int(recipe.data.cv or 0)
@@ -51,24 +65,21 @@ def train_cv(
         fold_recipe = json.loads(json.dumps(data))
         fold_recipe["data"]["fold"] = fold
         fold_recipe["name"] = f"{recipe.name}-fold{fold}"
-        runs.append(
-            train(fold_recipe, out=out / f"fold-{fold}", quiet=quiet, store=store, study=study)
-        )
+        runs.append(train_fold(fold_recipe, out / f"fold-{fold}"))
     metrics = summarize([r.metrics for r in runs])
+    statuses = {str(r.status) for r in runs}
     info: dict[str, Any] = {
         "name": out.name,
-        "status": "completed"
-        if all(r.status == "completed" for r in runs)
-        else ",".join(sorted({r.status for r in runs})),
+        "status": RunStatus.COMPLETED if statuses == {"completed"} else ",".join(sorted(statuses)),
         "cv": k,
         "folds": [
             {"fold": i, "run_dir": str(r.run_dir), "status": r.status, "metrics": r.metrics}
             for i, r in enumerate(runs)
         ],
     }
-    (out / "cv.json").write_text(json.dumps({**info, "metrics": metrics}, indent=2))
+    write_json(out / "cv.json", {**info, "metrics": metrics})
     _index_parent(recipe, out, info["status"], metrics, store, study)
-    return Run(out, recipe, info, metrics, [])
+    return info, metrics
 
 
 def _index_parent(

@@ -1,7 +1,6 @@
 """Lazy re-exports: a package names its public API without importing it up front.
 
-`trainlab --help` should not pay for torch and scikit-learn, and the config package must
-not import its schema eagerly (the schema imports the registries, which import config).
+`trainlab --help` and `import trainlab` should not pay for torch and scikit-learn.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ import numpy as np
 import torch
 
 from trainlab import setup
-from trainlab.data.batching import TensorBatches
 from trainlab.data.preprocess import Preprocessor
 from trainlab.data.table import Table, raw_rows, read_table
 from trainlab.engine.checkpoint import load_weights
@@ -18,6 +17,7 @@ from trainlab.engine.loop import Engine
 from trainlab.engine.metrics import predictions, scores
 from trainlab.engine.state import State
 from trainlab.errors import DataError, RunError
+from trainlab.prepare import prepare
 from trainlab.runs import Run
 from trainlab.store.rundir import RunDir
 from trainlab.tasks import TaskInfo
@@ -113,16 +113,16 @@ class Predictor:
         """Metrics on a split of the run's own dataset, rebuilt exactly as in training."""
         if split not in ("train", "val", "test"):
             raise DataError(f"split must be train, val or test (got {split!r})")
-        recipe = self.run.recipe
-        data = setup.load_dataset(recipe)
-        part = getattr(setup.raw_splits(recipe, data), split)  # a cv fold's own split
-        xt, yt = setup.to_tensors(
-            self.preprocessor.transform(part.X), part.y, self.info, self.device
+        # the saved preprocessing, not a refit: the split is exactly what the run was tested on
+        prepared = prepare(
+            self.run.recipe, self.device, preprocessor=self.preprocessor, check_finite=False
         )
-        loss_fn = setup.build_loss_fn(recipe, data.task, self.info)
-        state = State(self.model, optimizer=None, loss_fn=loss_fn, device=self.device, max_epochs=0)
+        state = State(
+            self.model, optimizer=None, loss_fn=prepared.build_loss(), device=self.device,
+            max_epochs=0,
+        )  # fmt: skip
         engine = Engine(state, [], None, None, [], self.info.target_kind)
-        return engine.evaluate(split, TensorBatches(xt, yt, recipe.train.eval_batch_size))
+        return engine.evaluate(split, prepared.batches(split))
 
 
 def as_batch(arr: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -16,8 +16,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from trainlab.config.base import StrictModel
 from trainlab.errors import RecipeError
+from trainlab.params import StrictModel
 
 T = TypeVar("T")
 

@@ -10,28 +10,24 @@ from typing import Any
 
 import yaml
 
-from trainlab import environment, failures, setup
+from trainlab import environment, failures
+from trainlab.assembly import Fit, assemble
 from trainlab.config.loading import RecipeLike, dump_recipe, load_recipe, recipe_hash
-from trainlab.config.schema import Recipe, check_safe_name, validate_recipe
-from trainlab.data.batching import TensorBatches
+from trainlab.config.schema import Recipe, validate_recipe
 from trainlab.engine import determinism
-from trainlab.engine.checkpoint import (
-    Checkpointer,
-    CheckpointStore,
-    restore_latest,
-    save_weights,
-)
+from trainlab.engine.checkpoint import Checkpointer, CheckpointStore, restore_latest, save_weights
 from trainlab.engine.events import StopReason
 from trainlab.engine.loop import NON_FINITE, Engine
+from trainlab.engine.order import Slot
 from trainlab.engine.progress import ProgressDisplay, interactive
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
-from trainlab.errors import DivergenceError, RecipeError, RunError, TrainlabError
+from trainlab.errors import DivergenceError, RunError, TrainlabError
+from trainlab.fileio import atomic_write_bytes, atomic_write_text
+from trainlab.names import check_safe_name
+from trainlab.prepare import prepare
 from trainlab.store.index import RunIndex, default_runs_root
-from trainlab.store.rundir import UNFINISHED, RunDir, next_free_run_dir
-
-#: Training samples re-evaluated in eval mode after each epoch (the `train_eval_*` metrics).
-TRAIN_EVAL_SAMPLES = 2048
+from trainlab.store.rundir import UNFINISHED, RunDir, RunStatus, next_free_run_dir
 
 
 @dataclass
@@ -46,7 +42,8 @@ class Run:
 
     @property
     def status(self) -> str:
-        """created, running, interrupted, failed (resumable), completed, stopped or diverged."""
+        """A `RunStatus` value: created, running, interrupted, failed (these resume),
+        completed, stopped or diverged."""
         return self.info.get("status", "unknown")
 
     @property
@@ -94,38 +91,35 @@ def _saved_recipe(path: Path) -> Any:
         ) from None
 
 
+@dataclass
+class RunPlan:
+    """One run to train: its recipe, its directory, what was there, and how to record it."""
+
+    recipe: Recipe
+    rd: RunDir
+    previous: dict[str, Any]  # run.json of an unfinished run being resumed, else {}
+    quiet: bool = True
+    store: str | None = None
+    study: str | None = None
+    extra_techniques: list[Technique] = field(default_factory=list)
+    evaluate_test: bool = True
+
+    @property
+    def digest(self) -> str:
+        """The recipe hash run.json records and a resume must match."""
+        return recipe_hash(self.recipe)
+
+
 class _EpochClock(Technique):
     """Adds each epoch's wall time to its history row."""
 
-    order = 500
+    order = Slot.EPOCH_CLOCK
 
     def on_epoch_start(self, state: State) -> None:
         self._start = time.perf_counter()
 
     def on_epoch_end(self, state: State) -> None:
         state.epoch_metrics["epoch_seconds"] = round(time.perf_counter() - self._start, 4)
-
-
-def build_techniques(recipe: Recipe) -> list[Technique]:
-    """Instantiate the recipe's techniques; refuse target rewriters that cannot share a run."""
-    techniques = [spec.entry.builder(spec.params) for spec in recipe.techniques]
-    rewriting = [
-        (s.name, t)
-        for s, t in zip(recipe.techniques, techniques, strict=True)
-        if t.rewrites_targets
-    ]
-    if len(rewriting) > 1:
-        # Target rewriters (mixup, cutmix) may take turns batch by batch when every one
-        # of them sets `alternate: true`; otherwise the combination is refused.
-        if not all(getattr(t, "alternate", False) for _, t in rewriting):
-            raise RecipeError(
-                f"techniques: {' and '.join(n for n, _ in rewriting)} both rewrite the "
-                "targets and cannot be combined in one run; keep one, or set "
-                "alternate: true on each to take turns batch by batch"
-            )
-        for slot, (_, t) in enumerate(rewriting):
-            t.take_turns(slot, len(rewriting))
-    return techniques  # declared conflicts are refused when the recipe loads (schema.py)
 
 
 def resolve_run_dir(recipe: Recipe, out: str | Path | None, name: str | None) -> Path:
@@ -161,189 +155,173 @@ def train(
     the test split must never be looked at while choosing).
     """
     recipe = load_recipe(recipe, overrides)
-    if recipe.data.cv and recipe.data.fold is None:  # k-fold: k runs, mean ± std
-        from trainlab.cv import train_cv
-
-        run_dir = resolve_run_dir(recipe, out, name)
-        return train_cv(recipe, out=run_dir, quiet=quiet, store=store, study=study)
     run_dir = resolve_run_dir(recipe, out, name)
+    if recipe.data.cv and recipe.data.fold is None:  # k-fold: k runs, mean ± std
+        return _train_folds(recipe, run_dir, quiet=quiet, store=store, study=study)
     rd = RunDir(run_dir)
-    digest = recipe_hash(recipe)
     previous = rd.info()
-    if previous:
-        if previous.get("recipe_hash") != digest:
-            raise RunError(
-                f"'{run_dir}' holds a run of a different recipe; pass another --out or delete it"
-            )
-        if previous.get("status") not in UNFINISHED:
-            return Run.open(run_dir)
-    created = not run_dir.exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if previous and previous.get("recipe_hash") != recipe_hash(recipe):
+        raise RunError(
+            f"'{run_dir}' holds a run of a different recipe; pass another --out or delete it"
+        )
+    if previous and previous.get("status") not in UNFINISHED:
+        return Run.open(run_dir)
+    plan = RunPlan(
+        recipe, rd, previous, quiet, store, study, list(extra_techniques or []), evaluate_test
+    )
+    return _train_guarded(plan)
+
+
+def _train_guarded(plan: RunPlan) -> Run:
+    """Train `plan`; whatever stops it is recorded in run.json before it propagates."""
+    created = not plan.rd.path.exists()
+    plan.rd.path.mkdir(parents=True, exist_ok=True)
     try:
-        with failures.step("preparing the run", run_dir):
-            return _fit_run(
-                recipe, rd, digest, previous, quiet, store, study, extra_techniques, evaluate_test
-            )
+        with failures.step("preparing the run", plan.rd.path):
+            return _train_run(plan)
     except BaseException as exc:
-        _record_failure(rd, store, recipe, exc, created)
+        _record_failure(plan.rd, plan.store, plan.recipe, exc, created)
         raise
 
 
-def _fit_run(
-    recipe: Recipe,
-    rd: RunDir,
-    digest: str,
-    previous: dict[str, Any],
-    quiet: bool,
-    store: str | None,
-    study: str | None,
-    extra_techniques: list[Technique] | None,
-    evaluate_test: bool,
-) -> Run:
-    """Build, (resume,) fit and finish one run in `rd`."""
-    run_dir = rd.path
+def _train_run(plan: RunPlan) -> Run:
+    """Prepare the data, assemble the fit, resume it, run it and record the result."""
     started = time.perf_counter()
-    t = recipe.train
+    t = plan.recipe.train
     determinism.seed_everything(t.seed)
     device = determinism.resolve_device(t.device)
     det = determinism.configure(t.deterministic, t.threads, device)
-
     failures.now("loading data")
-    data = setup.load_dataset(recipe)
-    splits, pre = setup.split_and_preprocess(recipe, data)
-    info = setup.task_info(recipe, data)  # after preprocessing: one-hot/PCA/vocab set the shape
-    setup.check_finite(splits, recipe.data.dataset.name)
-
+    prepared = prepare(plan.recipe, device)
     failures.now("building the model")
-    determinism.seed_everything(t.seed)
-    model = setup.build_model(recipe, info).to(device)
-    loss_fn = setup.build_loss_fn(recipe, data.task, info)
-    from trainlab.optim.optimizers import build_optimizer
-    from trainlab.optim.schedules import build_schedule
-
-    optimizer = build_optimizer(
-        model, t.optimizer.name, t.optimizer.params, t.lr, t.weight_decay, t.decay_norm_and_bias
-    )
-    train_batches = TensorBatches(
-        *setup.to_tensors(splits.train.X, splits.train.y, info, device),
-        batch_size=t.batch_size,
-        shuffle=True,
-        seed=t.seed,
-    )
-    val_batches = (
-        TensorBatches(
-            *setup.to_tensors(splits.val.X, splits.val.y, info, device),
-            batch_size=t.eval_batch_size,
-        )
-        if len(splits.val)
-        else None
-    )
-    n_sub = min(len(splits.train), TRAIN_EVAL_SAMPLES)
-    train_eval_batches = TensorBatches(
-        *setup.to_tensors(splits.train.X[:n_sub], splits.train.y[:n_sub], info, device),
-        batch_size=t.eval_batch_size,
-    )
-    test_batches = TensorBatches(
-        *setup.to_tensors(splits.test.X, splits.test.y, info, device), batch_size=t.eval_batch_size
-    )
-    schedule = build_schedule(
-        optimizer, t.schedule.name, t.schedule.params, t.epochs, len(train_batches)
-    )
-    techniques = build_techniques(recipe) + list(extra_techniques or [])
-    state = State(
-        model=model,
-        optimizer=optimizer,
-        loss_fn=loss_fn,
-        device=device,
-        max_epochs=t.epochs,
-        schedule=schedule,
-    )
-    state.extras.update(recipe=recipe, task=info, splits=splits, run_dir=run_dir)
-
-    store_ckpt = CheckpointStore(rd.checkpoints, keep=2)
+    fit = assemble(prepared, plan.extra_techniques, run_dir=plan.rd.path)
     failures.now("restoring the checkpoint")
-    resumed_from = restore_latest(store_ckpt, state, techniques)
+    checkpoints = CheckpointStore(plan.rd.checkpoints, keep=2)
+    resumed_from = restore_latest(checkpoints, fit.state, fit.techniques)
+    record = _start_record(plan, fit, det, resumed_from)
+    _write_start(plan, prepared, record)
+    failures.now("training")
+    timings = _run_engine(plan, fit, checkpoints, record)
+    failures.now("saving the run")
+    timings["total_seconds"] = round(time.perf_counter() - started, 4)
+    return _finish(plan, fit, checkpoints, record, timings)
 
-    record: dict[str, Any] = {
-        "name": run_dir.name,
+
+def _start_record(plan: RunPlan, fit: Fit, det: dict, resumed_from: int | None) -> dict:
+    """run.json at the start (or resumption) of training."""
+    recipe, state = plan.recipe, fit.state
+    return {
+        "name": plan.rd.path.name,
         "recipe_name": recipe.name,
-        "recipe_hash": digest,
-        "seed": t.seed,
-        "status": "running",
-        "created_at": previous.get("created_at") or _now(),
+        "recipe_hash": plan.digest,
+        "seed": recipe.train.seed,
+        "status": RunStatus.RUNNING,
+        "created_at": plan.previous.get("created_at") or _now(),
         "resumed_from_epoch": resumed_from,
         "epochs_completed": state.epoch,
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": sum(p.numel() for p in fit.model.parameters()),
         "determinism": det,
-        "environment": environment.describe(device),
-        "study": study,
+        "environment": environment.describe(state.device),
+        "study": plan.study,
     }
-    if not previous:
-        rd.recipe.write_text(dump_recipe(recipe))
-    rd.write_json("data.json", info.to_dict())
-    rd.write_json("preprocess.json", pre.state_dict())
+
+
+def _write_start(plan: RunPlan, prepared, record: dict) -> None:
+    """The files a run has before its first epoch: recipe, data facts, preprocessing."""
+    rd = plan.rd
+    if not plan.previous:
+        atomic_write_text(rd.recipe, dump_recipe(plan.recipe))
+    rd.write_json("data.json", prepared.info.to_dict())
+    rd.write_json("preprocess.json", prepared.preprocessor.state_dict())
     rd.write_json("run.json", record)
-    index = RunIndex(store)
-    _index(index, rd, recipe, record, {})
+    _index(RunIndex(plan.store), rd, plan.recipe, record, {})
+
+
+def _run_engine(
+    plan: RunPlan, fit: Fit, checkpoints: CheckpointStore, record: dict
+) -> dict[str, float]:
+    """Run the fit with the run's own callbacks (epoch clock, checkpoints, progress)."""
+    rd = plan.rd
 
     def saved(st: State, path: Path) -> None:
         rd.write_history(st.history)
         record["epochs_completed"] = st.epoch
         rd.write_json("run.json", record)
 
-    callbacks: list[Technique] = [_EpochClock(), Checkpointer(store_ckpt, techniques, saved)]
-    if not quiet and interactive():
-        callbacks.append(ProgressDisplay(len(train_batches), title=run_dir.name))
+    callbacks: list[Technique] = [_EpochClock(), Checkpointer(checkpoints, fit.techniques, saved)]
+    if not plan.quiet and interactive():
+        callbacks.append(ProgressDisplay(len(fit.train), title=rd.path.name))
     engine = Engine(
-        state,
-        train_batches,
-        val_batches,
-        test_batches if evaluate_test else None,
-        techniques + callbacks,
-        info.target_kind,
-        train_eval_batches=train_eval_batches,
+        fit.state,
+        fit.train,
+        fit.val,
+        fit.test if plan.evaluate_test else None,
+        fit.techniques + callbacks,
+        fit.state.task.target_kind,
+        train_eval_batches=fit.train_eval,
     )
-    fit_started, fit_cpu_started = time.perf_counter(), time.process_time()
-    failures.now("training")
+    wall, cpu = time.perf_counter(), time.process_time()
     engine.fit()
-    fit_seconds = time.perf_counter() - fit_started
-    fit_cpu_seconds = time.process_time() - fit_cpu_started
+    fit_seconds = time.perf_counter() - wall
+    epochs_run = max(1, fit.state.epoch - (record["resumed_from_epoch"] or 0))
+    return {
+        "fit_seconds": round(fit_seconds, 4),
+        "fit_cpu_seconds": round(time.process_time() - cpu, 4),
+        "seconds_per_epoch": round(fit_seconds / epochs_run, 4),
+    }
 
-    failures.now("saving the run")
-    reason = state.stop_reason or StopReason.COMPLETED
-    diverged = reason in NON_FINITE
+
+def final_metrics(state: State) -> dict[str, float]:
+    """The validation metrics of the epoch the fit ends with, and the test metrics."""
     last = state.history[-1] if state.history else {}
-    final_epoch = state.extras.get("final_epoch")  # set when early stopping restored weights
-    if final_epoch is not None:
-        last = next((r for r in state.history if r.get("epoch") == final_epoch), last)
+    if state.final_epoch is not None:  # early stopping restored an earlier epoch's weights
+        last = next((r for r in state.history if r.get("epoch") == state.final_epoch), last)
     metrics = {k: v for k, v in last.items() if k.startswith("val_")}
-    metrics.update(state.extras.get("test_metrics", {}))
-    if diverged:
-        good = store_ckpt.latest()
-        if good is not None:
-            _copy(good / "model.safetensors", rd.weights)
+    metrics.update(state.test_metrics)
+    return metrics
+
+
+def _finish(
+    plan: RunPlan, fit: Fit, checkpoints: CheckpointStore, record: dict, timings: dict
+) -> Run:
+    """Save the weights to predict with, the final metrics and the finished run.json."""
+    rd, state = plan.rd, fit.state
+    reason = state.stop_reason or StopReason.COMPLETED
+    if reason in NON_FINITE:
+        status = RunStatus.DIVERGED
+        good = checkpoints.latest()
+        if good is not None:  # the last good epoch's weights
+            atomic_write_bytes(rd.weights, (good / "model.safetensors").read_bytes())
     else:
-        save_weights(model, rd.weights)
+        status = RunStatus.COMPLETED if reason == StopReason.COMPLETED else RunStatus.STOPPED
+        save_weights(fit.model, rd.weights)
+    metrics = final_metrics(state)
     record.update(
-        status="diverged"
-        if diverged
-        else ("completed" if reason == StopReason.COMPLETED else "stopped"),
+        status=status,
         stop_reason=reason.value,
         stop_message=state.stop_message,
         epochs_completed=state.epoch,
         finished_at=_now(),
-        timings={
-            "fit_seconds": round(fit_seconds, 4),
-            "fit_cpu_seconds": round(fit_cpu_seconds, 4),
-            "total_seconds": round(time.perf_counter() - started, 4),
-            "seconds_per_epoch": round(fit_seconds / max(1, state.epoch - (resumed_from or 0)), 4),
-        },
+        timings=timings,
     )
     rd.write_history(state.history)
     rd.write_json("metrics.json", metrics)
     rd.write_json("run.json", record)
-    _index(index, rd, recipe, record, metrics)
-    return Run(run_dir, recipe, record, metrics, list(state.history))
+    _index(RunIndex(plan.store), rd, plan.recipe, record, metrics)
+    return Run(rd.path, plan.recipe, record, metrics, list(state.history))
+
+
+def _train_folds(
+    recipe: Recipe, out: Path, quiet: bool, store: str | None, study: str | None
+) -> Run:
+    """k-fold cross-validation: one ordinary run per fold, then their mean ± std."""
+    from trainlab.cv import train_folds
+
+    def train_fold(fold_recipe: dict[str, Any], fold_dir: Path) -> Run:
+        return train(fold_recipe, out=fold_dir, quiet=quiet, store=store, study=study)
+
+    info, metrics = train_folds(recipe, out, train_fold, store=store, study=study)
+    return Run(out, recipe, info, metrics, [])
 
 
 def _record_failure(
@@ -370,7 +348,7 @@ def _record_failure(
     if record.get("status") not in UNFINISHED:
         return  # a finished run read back is never marked failed
     record.update(
-        status="interrupted" if interrupted else "failed",
+        status=RunStatus.INTERRUPTED if interrupted else RunStatus.FAILED,
         failure={"step": where, "error": failures.describe(exc), "internal": internal},
         finished_at=_now(),
     )
@@ -379,12 +357,6 @@ def _record_failure(
         _index(RunIndex(store), rd, recipe, record, rd.read_json("metrics.json", default={}))
     except Exception:  # noqa: BLE001 - a full disk must not hide the original error
         pass
-
-
-def _copy(src: Path, dst: Path) -> None:
-    from trainlab.engine.checkpoint import atomic_write_bytes
-
-    atomic_write_bytes(dst, src.read_bytes())
 
 
 def _index(index: RunIndex, rd: RunDir, recipe: Recipe, record: dict, metrics: dict) -> None:
@@ -410,7 +382,7 @@ def _now() -> str:
 
 def raise_if_diverged(run: Run) -> None:
     """Turn a diverged run into a DivergenceError with the step and what was kept."""
-    if run.status == "diverged":
+    if run.status == RunStatus.DIVERGED:
         kept = (
             "model.safetensors holds the last good epoch"
             if (run.run_dir / "model.safetensors").is_file()

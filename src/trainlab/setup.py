@@ -1,7 +1,5 @@
-"""Turning a recipe into the parts of a fit: data tensors, model, loss, optimizer, schedule.
-
-Shared by training, evaluation and prediction so a saved run is rebuilt exactly as it
-was trained.
+"""The parts a recipe is built from: its dataset and split, task facts, model, loss and
+tensors. `prepare` and `assembly` put them together; nothing else should need to.
 """
 
 from __future__ import annotations
@@ -12,7 +10,6 @@ from torch import nn
 
 from trainlab.config.schema import LossSpec, Recipe
 from trainlab.data.arrays import ArrayData, Splits
-from trainlab.data.preprocess import Preprocessor
 from trainlab.data.splits import canonical_split
 from trainlab.errors import DataError, RecipeError
 from trainlab.tasks import TaskInfo
@@ -78,34 +75,6 @@ def raw_splits(recipe: Recipe, data: ArrayData) -> Splits:
 
         return fold_split(data, cfg.cv, cfg.fold, cfg.test_size, cfg.split_seed)
     return canonical_split(data, cfg.test_size, cfg.val_size, cfg.split_seed)
-
-
-def split_and_preprocess(recipe: Recipe, data: ArrayData) -> tuple[Splits, Preprocessor]:
-    """Canonical (or cross-validation fold) split, then preprocessing fitted on train only.
-
-    Afterwards `data` describes the model's input: `data.input_shape` and
-    `data.extras["features"]` (vocabulary size, column layout) are those after encoding
-    and PCA, so `task_info(recipe, data)` must be called after this.
-    """
-    cfg = recipe.data
-    splits = raw_splits(recipe, data)
-    kinds = data.extras.get("column_kinds")
-    pre = Preprocessor(cfg.preprocessing, data.feature_names if kinds else None, kinds)
-    pre.fit(splits.train.X)
-    for part in (splits.train, splits.val, splits.test):
-        if len(part):
-            part.X = pre.transform(part.X)
-    if not len(splits.val):  # no validation split: an empty array of the encoded shape
-        splits.val.X = splits.train.X[:0]
-    data.input_shape = tuple(splits.train.X.shape[1:])
-    features = pre.features()
-    if features:
-        data.extras["features"] = {**data.extras.get("features", {}), **features}
-    if pre.output_names is not None:
-        data.feature_names = pre.output_names
-    elif pre.p.get("pca_components") is not None:
-        data.feature_names = [f"pc{i + 1}" for i in range(data.input_shape[0])]
-    return splits, pre
 
 
 def check_finite(splits: Splits, dataset: str) -> None:

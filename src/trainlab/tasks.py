@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+#: What a model can be trained to predict (`TaskInfo.target_kind`).
+TASK_KINDS = ("multiclass", "binary", "regression")
+#: What its inputs are (`modality`): images (C, H, W), token ids, or feature vectors.
+MODALITIES = ("image", "text", "tabular")
+
 
 @dataclass
 class TaskInfo:
@@ -41,3 +46,15 @@ class TaskInfo:
             d.get("feature_names"),
             dict(d.get("features") or {}),
         )
+
+
+def modality(info: TaskInfo) -> str:
+    """'text' or 'tabular' as the preprocessing says, 'image' for (C, H, W) inputs.
+
+    Text and table preprocessing record their kind in `features`; built-in arrays carry
+    none, so a 3-D sample is an image and any other shape a vector of features.
+    """
+    kind = (info.features or {}).get("kind")
+    if kind in ("text", "tabular"):
+        return kind
+    return "image" if len(info.input_shape) == 3 else "tabular"

@@ -10,10 +10,11 @@ import pytest
 import trainlab
 from trainlab import setup
 from trainlab.config import load_recipe
-from trainlab.config.schema import PreprocessingConfig
 from trainlab.data import DATASETS
+from trainlab.data.options import PreprocessingConfig
 from trainlab.data.preprocess import Preprocessor
 from trainlab.errors import DataError
+from trainlab.prepare import prepare
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,8 @@ def test_no_statistic_of_validation_or_test_leaks_into_training():
         }
     )
     data = setup.load_dataset(recipe)
-    splits, pre = setup.split_and_preprocess(recipe, data)
+    prepared = prepare(recipe, data=data)
+    splits, pre = prepared.splits, prepared.preprocessor
     # Poison every non-training row: absurd numbers, new categories, missing values.
     poisoned = setup.load_dataset(recipe)
     age = poisoned.feature_names.index("age")
@@ -86,7 +88,8 @@ def test_no_statistic_of_validation_or_test_leaks_into_training():
     poisoned.X = X
     poisoned.X_test = np.where(poisoned.X_test == poisoned.X_test, poisoned.X_test, None)
     poisoned.X_test[:, age] = -1e9
-    splits2, pre2 = setup.split_and_preprocess(recipe, poisoned)
+    prepared2 = prepare(recipe, data=poisoned)
+    splits2, pre2 = prepared2.splits, prepared2.preprocessor
     assert pre2.state_dict()["params"] == pre.state_dict()["params"]
     np.testing.assert_array_equal(splits2.train.X, splits.train.X)
     assert "Poisoned-gov" not in pre2.p["categories"][0]
@@ -171,15 +174,12 @@ def test_rt_polarity_pipeline_contract():
             "model": "text_cnn",
         }
     )
-    data = setup.load_dataset(recipe)
-    splits, pre = setup.split_and_preprocess(recipe, data)
-    info = setup.task_info(recipe, data)
+    prepared = prepare(recipe)
+    splits, pre, info = prepared.splits, prepared.preprocessor, prepared.info
     assert splits.train.X.shape == (7676, 40) and splits.train.X.dtype == np.int64
     assert info.input_shape == (40,) and info.features["kind"] == "text"
     assert info.features["vocab_size"] == len(pre.vocab) and 8000 < len(pre.vocab) < 12000
     lengths = (splits.test.X != 0).sum(1)
     assert lengths.min() >= 1 and (splits.test.X[:, 0] != 0).all()  # right-padded
-    xt, _ = setup.to_tensors(
-        splits.train.X, splits.train.y, info, __import__("torch").device("cpu")
-    )
+    xt, _ = prepared.tensors("train")
     assert str(xt.dtype) == "torch.int64"

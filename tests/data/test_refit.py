@@ -62,7 +62,7 @@ def test_studies_that_choose_by_validation_refuse_a_refit_recipe(command, tmp_pa
 
             ablate(r, ["l2"], seeds=1, runs_root=tmp_path)
         else:
-            from trainlab.diagnose.doctor import doctor
+            from trainlab.studies.doctor import doctor
 
             doctor(r, out=tmp_path / "d")
     assert not any(tmp_path.iterdir())  # refused before anything was written

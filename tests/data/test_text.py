@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainlab.config.schema import PreprocessingConfig
+from trainlab.data.options import PreprocessingConfig
 from trainlab.data.preprocess import Preprocessor
 from trainlab.data.text import UNK_INDEX, Vocabulary, tokenize
 

@@ -8,9 +8,9 @@ import json
 import pytest
 import yaml
 
-from trainlab.diagnose.doctor import doctor, parse_budget
 from trainlab.diagnose.fit import analyze_fit
 from trainlab.errors import RecipeError
+from trainlab.studies.doctor import doctor, parse_budget
 
 from ..test_cli import cli
 from .conftest import BROKEN
@@ -173,17 +173,15 @@ def test_doctor_apply_on_mnist_cnn_bn(tmp_path):
     [("polarity_textcnn.yaml", "fgm", "mixup"), ("mnist_mlp_dropout.yaml", "mixup", "fgm")],
 )
 def test_overfitting_remedies_follow_the_kind_of_input(example, applicable, refused):
-    from trainlab import setup
     from trainlab.config.loading import load_recipe
-    from trainlab.diagnose.doctor import recommend
     from trainlab.diagnose.findings import Code, Finding
+    from trainlab.prepare import prepare
+    from trainlab.studies.doctor import recommend
 
     from ..conftest import EXAMPLES
 
     recipe = load_recipe(EXAMPLES / example)
-    data = setup.load_dataset(recipe)
-    setup.split_and_preprocess(recipe, data)
-    info = setup.task_info(recipe, data)
+    info = prepare(recipe).info
     base = recipe.to_dict()
     base["techniques"] = []
     recs = recommend([Finding(Code.OVERFITTING, "warning", "gap")], base, info)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 
-from trainlab.diagnose.lr_finder import lr_find
+from trainlab.studies.lr_finder import lr_find
 
 
 def test_lr_find_on_digits_over_three_seeds(tmp_path, healthy_recipe):

@@ -11,11 +11,11 @@ import torch
 from torch import nn
 
 import trainlab
-from trainlab import setup
 from trainlab.config.loading import load_recipe
 from trainlab.diagnose.activations import activation_summary
 from trainlab.engine import determinism
 from trainlab.engine.technique import Technique
+from trainlab.prepare import prepare
 
 from .conftest import BROKEN
 
@@ -29,11 +29,9 @@ def test_gradient_monitor_records_true_norms_and_plots(tmp_path, healthy_recipe)
     steps_per_epoch = math.ceil(1293 / 32)  # digits: 1,293 training samples
     assert [r["step"] for r in flow["records"]] == list(range(0, 2 * steps_per_epoch, 10))
     # The first record's weight norms are those of the freshly initialised model.
-    recipe = load_recipe(healthy_recipe)
-    data = setup.load_dataset(recipe)
-    setup.split_and_preprocess(recipe, data)
-    determinism.seed_everything(recipe.train.seed)
-    model = setup.build_model(recipe, setup.task_info(recipe, data)).requires_grad_(False)
+    prepared = prepare(load_recipe(healthy_recipe))
+    determinism.seed_everything(prepared.recipe.train.seed)
+    model = prepared.build_model().requires_grad_(False)
     first = flow["records"][0]
     assert first["weight"][0] == pytest.approx(float(model[1].weight.norm()), rel=1e-6)
     assert first["weight"][1] == pytest.approx(float(model[3].weight.norm()), rel=1e-6)

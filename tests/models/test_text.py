@@ -84,16 +84,12 @@ def test_text_models_refuse_non_text_data(digits_recipe):
 @pytest.fixture(scope="module")
 def polarity() -> tuple[torch.Tensor, ...]:
     """rt-polarity tokenized as the example recipe does: 3,000 training sentences, test split."""
-    from trainlab import setup
+    from trainlab.prepare import prepare
 
-    recipe = trainlab.load_recipe(EXAMPLES / "polarity_textcnn.yaml")
-    data = setup.load_dataset(recipe)
-    splits, _ = setup.split_and_preprocess(recipe, data)
-    info = setup.task_info(recipe, data)
-    cpu = torch.device("cpu")
-    x_train, y_train = setup.to_tensors(splits.train.X[:3000], splits.train.y[:3000], info, cpu)
-    x_test, y_test = setup.to_tensors(splits.test.X, splits.test.y, info, cpu)
-    return info, x_train, y_train, x_test, y_test
+    prepared = prepare(trainlab.load_recipe(EXAMPLES / "polarity_textcnn.yaml"))
+    x_train, y_train = prepared.tensors("train", limit=3000)
+    x_test, y_test = prepared.tensors("test")
+    return prepared.info, x_train, y_train, x_test, y_test
 
 
 @pytest.mark.parametrize(

@@ -12,12 +12,12 @@ import time
 import pytest
 import yaml
 
-from trainlab.config.base import StrictModel
+from trainlab.catalog import TECHNIQUES
 from trainlab.engine import Technique
 from trainlab.errors import RecipeError, RunError
+from trainlab.params import StrictModel
 from trainlab.studies.ablate import ablate, parse_variant, split_items
 from trainlab.studies.stats import paired_difference, summarize, verdict
-from trainlab.techniques import TECHNIQUES
 
 
 class ShiftParams(StrictModel):

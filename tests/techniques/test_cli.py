@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from trainlab.techniques import TECHNIQUES
+from trainlab.catalog import TECHNIQUES
 
 from ..test_cli import cli
 

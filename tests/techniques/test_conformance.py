@@ -19,20 +19,21 @@ import torch
 from safetensors.torch import load_file
 
 import trainlab
+from trainlab.catalog import TECHNIQUES
 from trainlab.engine import Technique
 from trainlab.engine.checkpoint import CheckpointStore
+from trainlab.engine.order import Slot
 from trainlab.errors import RecipeError
-from trainlab.techniques import TECHNIQUES
 
 from .conftest import IMAGES, TEXT, CrashAt
-from .settings import SETTINGS, technique_entry
+from .settings import SETTINGS, data_of, min_accuracy, technique_entry, works_on
 
 NAMES = TECHNIQUES.names()
 
 
 def recipe_with(*names: str, epochs: int | None = None) -> dict:
     """The base recipe the techniques `names` run on, with them and their overrides."""
-    kinds = {SETTINGS[n].data for n in names} - {"images"}
+    kinds = {data_of(n) for n in names} - {"images"}
     recipe = copy.deepcopy(TEXT if "text" in kinds else IMAGES)
     for name in names:
         recipe.update(copy.deepcopy(SETTINGS[name].overrides))
@@ -45,14 +46,14 @@ def recipe_with(*names: str, epochs: int | None = None) -> dict:
 def compatible(a: str, b: str) -> bool:
     """Whether a and b can act on the same data and model (a modality, not a conflict)."""
     sa, sb = SETTINGS[a], SETTINGS[b]
-    kind = sa.data if sa.data != "images" else sb.data
+    kind = data_of(a) if data_of(a) != "images" else data_of(b)
     clash = any(sa.overrides[k] != sb.overrides[k] for k in sa.overrides.keys() & sb.overrides)
-    return kind in sa.works_on and kind in sb.works_on and not clash
+    return kind in works_on(a) and kind in works_on(b) and not clash
 
 
 def augmentation(name: str) -> bool:
     """Data augmentations (data/augment.py) are paired with everything only in -m slow."""
-    return bool(TECHNIQUES.get(name).metadata.get("augmentation"))
+    return TECHNIQUES.facts(name).augmentation
 
 
 def build(name: str) -> Technique:
@@ -63,10 +64,9 @@ def build(name: str) -> Technique:
 
 def conflicting(a: str, b: str) -> bool:
     """Declared conflicts, or two target rewriters (which need `alternate`)."""
-    ea, eb = TECHNIQUES.get(a), TECHNIQUES.get(b)
-    declared = b in ea.metadata.get("conflicts", ()) or a in eb.metadata.get("conflicts", ())
-    both_rewrite = ea.metadata.get("rewrites_targets") and eb.metadata.get("rewrites_targets")
-    return declared or bool(both_rewrite)
+    fa, fb = TECHNIQUES.facts(a), TECHNIQUES.facts(b)
+    declared = b in fa.conflicts or a in fb.conflicts
+    return declared or (fa.rewrites_targets and fb.rewrites_targets)
 
 
 def assert_same(a, b, where="state") -> None:
@@ -98,21 +98,26 @@ def test_every_registered_technique_has_settings():
     assert not missing, f"add settings for {missing} to tests/techniques/settings.py"
     stale = sorted(set(SETTINGS) - set(NAMES))
     assert not stale, f"settings for unregistered techniques: {stale}"
+    idle = [n for n in NAMES if not works_on(n)]
+    assert not idle, f"{idle}: their facts fit neither base data set (images, text)"
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_registry_metadata_is_consistent(name):
     entry = TECHNIQUES.get(name)
+    facts = TECHNIQUES.facts(name)
     technique = build(name)
     assert isinstance(technique, Technique)
-    assert technique.rewrites_targets == bool(entry.metadata.get("rewrites_targets", False))
+    assert technique.rewrites_targets == facts.rewrites_targets
+    assert technique.order in set(Slot), f"{name}: order {technique.order} is no named slot"
+    assert facts.slot is None or facts.slot == technique.order
     # a one-line lower-case phrase, unless it opens with an acronym ("L1 weight penalty")
     description = entry.description
     assert description and "\n" not in description, name
     assert description[0].islower() or description.split()[0].isupper(), description
-    for other in entry.metadata.get("conflicts", ()):
+    for other in facts.conflicts:
         assert other in TECHNIQUES, f"{name} declares a conflict with unknown '{other}'"
-        assert name in TECHNIQUES.get(other).metadata.get("conflicts", ()), "not symmetric"
+        assert name in TECHNIQUES.facts(other).conflicts, "not symmetric"
     module = __import__(type(technique).__module__, fromlist=["_"])
     assert "Method card" in (module.__doc__ or ""), f"{name}: module docstring lacks a method card"
 
@@ -126,7 +131,7 @@ def test_trains_round_trips_and_resumes_exactly(name, tmp_path):
     assert full.status in ("completed", "stopped"), full.info.get("stop_message")
     losses = [row["train_loss"] for row in full.history]
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0], losses
-    assert full.metrics["test_accuracy"] > SETTINGS[name].min_accuracy, full.metrics
+    assert full.metrics["test_accuracy"] > min_accuracy(name), full.metrics
 
     # (b) its state survives a checkpoint: a fresh instance loaded from it saves the same
     store = CheckpointStore(full.run_dir / "checkpoints")
@@ -182,9 +187,9 @@ def test_target_rewriters_take_turns_when_asked(tmp_path):
 
 
 def test_alternating_rewriters_get_one_turn_each_batch(small_datasets):
+    from trainlab.assembly import build_techniques
     from trainlab.config import load_recipe
     from trainlab.engine.state import State
-    from trainlab.runs import build_techniques
 
     recipe = recipe_with("mixup", "cutmix")
     for item in recipe["techniques"]:

@@ -204,7 +204,7 @@ def test_mixup_with_alpha_near_zero_is_the_identity():
 
     x, y = digits_batch()
     state = State(model=nn.Identity(), optimizer=None, loss_fn=None, device=x.device, max_epochs=1)
-    state.extras["task"] = TaskInfo("multiclass", 10, (64,), [str(i) for i in range(10)])
+    state.task = TaskInfo("multiclass", 10, (64,), [str(i) for i in range(10)])
     state.batch = (x, y)
     Mixup(MixupParams(alpha=1e-6)).on_batch_start(state)
     mx, my = state.batch
@@ -263,17 +263,12 @@ def test_ema_weights_evaluated_and_saved_equal_the_average_of_the_trajectory(tmp
 
 def assert_bn_statistics_recomputed(recipe: dict, run) -> None:
     """The saved BN statistics equal `update_bn` over the last epoch's training batches."""
-    from trainlab import setup
     from trainlab.config import load_recipe
-    from trainlab.data.batching import TensorBatches
+    from trainlab.prepare import prepare
 
-    rec = load_recipe(recipe)
-    data = setup.load_dataset(rec)
-    info = setup.task_info(rec, data)
-    splits, _ = setup.split_and_preprocess(rec, data)
+    prepared = prepare(load_recipe(recipe))
     model = trainlab.load(run.run_dir).model
-    xy = setup.to_tensors(splits.train.X, splits.train.y, info, "cpu")
-    batches = TensorBatches(*xy, 64, shuffle=True, seed=run.recipe.train.seed)
+    batches = prepared.batches("train", shuffle=True, batch_size=64, seed=run.recipe.train.seed)
     batches.set_epoch(2)  # the order of the last epoch, which the technique used
     update_bn(model, batches)
     final = saved(run)

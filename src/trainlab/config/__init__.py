@@ -1,7 +1,7 @@
 """Recipe schema, safe YAML loading and dotted overrides.
 
-Names load lazily: `trainlab.registry` imports `trainlab.config.base`, and the schema
-imports the registry, so importing the schema here eagerly would make a cycle.
+Names load lazily: the schema imports every component registry (and so torch), which
+`trainlab --help` and `import trainlab` should not pay for.
 """
 
 from __future__ import annotations

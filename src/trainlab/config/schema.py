@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import (
     BaseModel,
@@ -23,24 +23,11 @@ from pydantic import (
     model_validator,
 )
 
-from trainlab.config.base import StrictModel
+from trainlab.data.options import PreprocessingConfig
 from trainlab.errors import RecipeError
+from trainlab.names import check_safe_name
+from trainlab.params import StrictModel
 from trainlab.registry import Registry, format_validation_error
-
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-def check_safe_name(name: str, what: str = "run name") -> str:
-    """Return `name` if it is a single safe path component, else raise ValueError.
-
-    Run and study names become directory names; this keeps them inside the run folder.
-    """
-    if not SAFE_NAME.match(name) or ".." in name:
-        raise ValueError(
-            f"{what} {name!r} is not allowed: use letters, digits, '.', '_' or '-' "
-            "(no '/', no '..', not starting with '.'), at most 128 characters"
-        )
-    return name
 
 
 class Spec(BaseModel):
@@ -83,40 +70,20 @@ class Spec(BaseModel):
         return type(self).registry_getter().get(self.name)
 
 
-def _datasets() -> Registry:
-    from trainlab.data.datasets import DATASETS
+def _catalog(name: str) -> Callable[[], Registry]:
+    """A getter of registry `name` from the catalog (imported on first use: it loads torch)."""
 
-    return DATASETS
+    def get() -> Registry:
+        from trainlab import catalog
 
+        return getattr(catalog, name)
 
-def _models() -> Registry:
-    from trainlab.models.registry import MODELS
-
-    return MODELS
-
-
-def _optimizers() -> Registry:
-    from trainlab.optim.optimizers import OPTIMIZERS
-
-    return OPTIMIZERS
+    return get
 
 
-def _losses() -> Registry:
-    from trainlab.optim.losses import LOSSES
-
-    return LOSSES
-
-
-def _schedules() -> Registry:
-    from trainlab.optim.schedules import SCHEDULES
-
-    return SCHEDULES
-
-
-def _techniques() -> Registry:
-    from trainlab.techniques.registry import TECHNIQUES
-
-    return TECHNIQUES
+_datasets, _models, _optimizers, _losses, _schedules, _techniques = (
+    _catalog(n) for n in ("DATASETS", "MODELS", "OPTIMIZERS", "LOSSES", "SCHEDULES", "TECHNIQUES")
+)
 
 
 class DatasetSpec(Spec):
@@ -153,52 +120,6 @@ class TechniqueSpec(Spec):
     """One entry of `techniques`: a registered technique and its options."""
 
     registry_getter = staticmethod(_techniques)
-
-
-class TextConfig(StrictModel):
-    """`data.preprocessing.text`: tokenizer and vocabulary (fitted on training text only).
-
-    `tokenizer: contractions` splits English clitics off their word as Kim's (2014)
-    clean_str does ("don't" → "do", "n't"); `words` keeps them whole (runs saved before
-    the option existed were tokenized that way and still are).
-    """
-
-    tokenizer: Literal["words", "contractions"] = "contractions"
-    lowercase: bool = True
-    max_len: int = Field(64, gt=0)
-    min_freq: int = Field(1, ge=1)
-    max_size: int | None = Field(None, gt=0)
-
-
-class PreprocessingConfig(StrictModel):
-    """`data.preprocessing`: transforms fitted on the training split only.
-
-    `scale: auto` standardizes tables read from files and leaves images, text and the
-    built-in arrays as they are. `pca` is a number of components (int) or a fraction of
-    explained variance (0 < float < 1).
-    """
-
-    impute: Literal["none", "mean", "median", "most_frequent", "constant"] = "none"
-    fill_value: float = 0.0
-    add_indicator: bool = False
-    categorical_missing: Literal["category", "most_frequent"] = "category"
-    scale: Literal["auto", "none", "standard", "minmax", "robust"] = "auto"
-    encode: Literal["onehot", "index"] = "onehot"
-    pca: int | float | None = None
-    text: TextConfig = Field(default_factory=TextConfig)
-
-    @field_validator("pca")
-    @classmethod
-    def _check_pca(cls, value: int | float | None) -> int | float | None:
-        if value is None:
-            return None
-        if isinstance(value, float) and value.is_integer() and value >= 1:
-            value = int(value)
-        if isinstance(value, float) and not 0 < value < 1:
-            raise ValueError("pca must be a component count (int >= 1) or a fraction in (0, 1)")
-        if isinstance(value, int) and value < 1:
-            raise ValueError("pca must be a component count (int >= 1) or a fraction in (0, 1)")
-        return value
 
 
 class DataConfig(StrictModel):
@@ -291,11 +212,12 @@ class Recipe(StrictModel):
     @classmethod
     def _check_conflicts(cls, specs: list[TechniqueSpec]) -> list[TechniqueSpec]:
         # checked when the recipe loads, so a study refuses a bad variant before training
-        names = [s.name for s in specs]
-        for spec in specs:
-            for other in spec.entry.metadata.get("conflicts", ()):
-                if other in names:
-                    raise ValueError(f"'{spec.name}' conflicts with '{other}'; keep one")
+        from trainlab.techniques.registry import check_combination
+
+        alternating = {s.name for s in specs if getattr(s.params, "alternate", False)}
+        problem = check_combination([s.name for s in specs], alternating)
+        if problem:
+            raise ValueError(problem)
         return specs
 
     def to_dict(self) -> dict[str, Any]:

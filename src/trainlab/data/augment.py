@@ -14,8 +14,8 @@ Method card
         Each technique draws from its own `torch.Generator` seeded by (seed, technique,
         epoch, batch index): the same recipe and seed give the same augmented batches, and
         a resumed run sees exactly the draws an uninterrupted one would, with no state to
-        checkpoint. Augmentations run before other BATCH_START techniques (order -100), so
-        mixup/cutmix mix augmented samples.
+        checkpoint. Augmentations run before other BATCH_START techniques (slot AUGMENT),
+        so mixup/cutmix mix augmented samples.
     Cost: measured in `bench/data.py` (see docs/data.md).
 
 Each op is also a plain function (`hflip(x, p, gen)`, `random_crop(x, 4, gen)`, …) usable
@@ -27,19 +27,21 @@ from __future__ import annotations
 import abc
 import math
 import zlib
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NoReturn
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from trainlab.config.base import StrictModel
 from trainlab.data.text import PAD_INDEX, UNK_INDEX
 from trainlab.engine.determinism import derived_seed
+from trainlab.engine.order import Slot
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
 from trainlab.errors import RecipeError
-from trainlab.techniques.registry import TECHNIQUES
+from trainlab.params import StrictModel
+from trainlab.tasks import modality
+from trainlab.techniques.registry import TECHNIQUES, check_applicable
 
 
 # --------------------------------------------------------------------------- ops
@@ -207,56 +209,56 @@ class AugmentParams(StrictModel):
 
 
 class Augmentation(Technique, abc.ABC):
-    """Applies `augment(x, gen, state)` to the inputs of every training batch."""
+    """Applies `augment(x, gen, state)` to the inputs of every training batch.
 
-    order: ClassVar[int] = -100
-    #: "image" (N, C, H, W) floats, "float" any float features, "text" int64 token ids
-    needs: ClassVar[str] = "image"
+    The inputs it accepts follow its registered `modalities`: token ids for text only,
+    float (N, C, H, W) batches for images only, float features otherwise.
+    """
 
-    def __init__(self, params: AugmentParams, name: str) -> None:
+    order = Slot.AUGMENT
+    #: The name it is registered under (each registered augmentation is a subclass).
+    technique: ClassVar[str] = ""
+
+    def __init__(self, params: AugmentParams) -> None:
         self.params = params
-        self.name_ = name
-        self._salt = zlib.crc32(name.encode())
+        self.facts = TECHNIQUES.facts(self.technique)
+        self._salt = zlib.crc32(self.technique.encode())
         self._gen: torch.Generator | None = None
 
     def generator(self, state: State, device: torch.device) -> torch.Generator:
         """A generator seeded by (seed, technique, epoch, batch): resume-exact, stateless."""
-        seed = self.params.seed
-        if seed is None:
-            recipe = state.extras.get("recipe")
-            seed = recipe.train.seed if recipe is not None else 0
+        seed = state.seed if self.params.seed is None else self.params.seed
         if self._gen is None or self._gen.device != device:
             self._gen = torch.Generator(device=device)
         self._gen.manual_seed(derived_seed(seed, self._salt, state.epoch, state.batch_index))
         return self._gen
 
-    def _check(self, x: torch.Tensor) -> None:
-        if self.needs == "image" and (x.dim() != 4 or not x.is_floating_point()):
-            raise RecipeError(
-                f"techniques.{self.name_}: needs image batches (N, C, H, W); this dataset "
-                f"gives {tuple(x.shape[1:])} per sample — use gaussian_noise for tables or "
-                "token_dropout for text"
-            )
-        if self.needs == "float" and not x.is_floating_point():
-            raise RecipeError(
-                f"techniques.{self.name_}: needs numeric features; for text use token_dropout"
-            )
-        if self.needs == "text" and x.is_floating_point():
-            raise RecipeError(f"techniques.{self.name_}: needs token-id batches (a text dataset)")
+    def _fits(self, x: torch.Tensor) -> bool:
+        modalities = self.facts.modalities
+        if modalities == {"text"}:
+            return not x.is_floating_point()
+        return x.is_floating_point() and (modalities != {"image"} or x.dim() == 4)
+
+    def _refuse(self, sample_shape: tuple[int, ...]) -> NoReturn:
+        needs = {
+            frozenset({"text"}): "token-id batches (a text dataset)",
+            frozenset({"image"}): "image batches (N, C, H, W)",
+        }.get(self.facts.modalities, "numeric features")
+        raise RecipeError(
+            f"techniques.{self.technique}: needs {needs}; this dataset gives {sample_shape} "
+            f"per sample; {self.facts.hint}"
+        )
 
     def on_fit_start(self, state: State) -> None:
         # Refuse the wrong kind of data before the first step, not mid-epoch.
-        info = state.extras.get("task")
-        if info is None:
-            return
-        shape = tuple(info.input_shape)
-        text = (info.features or {}).get("kind") == "text"
-        probe = torch.zeros((1, *shape), dtype=torch.long if text else torch.float32)
-        self._check(probe)
+        info = state.task
+        if info is not None and check_applicable(self.technique, info.target_kind, modality(info)):
+            self._refuse(tuple(info.input_shape))
 
     def on_batch_start(self, state: State) -> None:
         x, y = state.batch
-        self._check(x)
+        if not self._fits(x):
+            self._refuse(tuple(x.shape[1:]))
         state.batch = (self.augment(x, self.generator(state, x.device), state), y)
 
     @abc.abstractmethod
@@ -264,23 +266,26 @@ class Augmentation(Technique, abc.ABC):
         """The batch's inputs, augmented (each registered augmentation defines it)."""
 
 
-def _register(name: str, description: str, params: type[AugmentParams], fn: Any, needs: str):
+def _register(
+    name: str, description: str, params: type[AugmentParams], fn: Any, **facts: Any
+) -> None:
     cls = type(
         f"Augment_{name}",
         (Augmentation,),
         {
             "augment": lambda self, x, gen, state: fn(self.params, x, gen, state),
-            "needs": needs,
+            "technique": name,
             "__module__": __name__,
         },
     )
-    TECHNIQUES.add(
-        name,
-        lambda p, _cls=cls, _n=name: _cls(p, _n),
-        description=description,
-        params=params,
-        augmentation=True,
-    )
+    TECHNIQUES.add(name, cls, description=description, params=params, augmentation=True, **facts)
+
+
+#: The facts of the augmentations that act on images only.
+IMAGES_ONLY = {
+    "modalities": "image",
+    "hint": "use gaussian_noise for tables or token_dropout for text",
+}
 
 
 class FlipParams(AugmentParams):
@@ -347,8 +352,7 @@ class TokenDropoutParams(AugmentParams):
 
 
 def _numeric_columns(state: State) -> int | None:
-    task = state.extras.get("task")
-    features = getattr(task, "features", {}) or {}
+    features = state.task.features if state.task is not None else {}
     if features.get("kind") == "tabular" and features.get("cardinalities"):
         return int(features["numeric"])  # index-encoded categoricals stay integers
     return None
@@ -359,68 +363,70 @@ _register(
     "augment: mirror images left-right with probability p",
     FlipParams,
     lambda p, x, g, s: hflip(x, p.p, g),
-    "image",
+    **IMAGES_ONLY,
 )
 _register(
     "vflip",
     "augment: mirror images top-bottom with probability p",
     FlipParams,
     lambda p, x, g, s: vflip(x, p.p, g),
-    "image",
+    **IMAGES_ONLY,
 )
 _register(
     "random_crop",
     "augment: pad by `padding` pixels and crop back at a random offset",
     CropParams,
     lambda p, x, g, s: random_crop(x, p.padding, g, p.mode),
-    "image",
+    **IMAGES_ONLY,
 )
 _register(
     "rotate",
     "augment: rotate images by a random angle in ±degrees",
     RotateParams,
     lambda p, x, g, s: affine(x, g, degrees=p.degrees),
-    "image",
+    **IMAGES_ONLY,
 )
 _register(
     "affine",
     "augment: random scale/translate (and rotation) of images",
     AffineParams,
     lambda p, x, g, s: affine(x, g, p.degrees, p.translate, p.scale),
-    "image",
+    **IMAGES_ONLY,
 )
 _register(
     "color_jitter",
     "augment: random brightness, contrast and saturation",
     JitterParams,
     lambda p, x, g, s: color_jitter(x, g, p.brightness, p.contrast, p.saturation),
-    "image",
+    **IMAGES_ONLY,
 )
 _register(
     "gaussian_noise",
     "augment: add gaussian noise (tables: numeric columns only); std",
     NoiseParams,
     lambda p, x, g, s: gaussian_noise(x, p.std, g, _numeric_columns(s)),
-    "float",
+    modalities=("image", "tabular"),
+    hint="for text use token_dropout",
 )
 _register(
     "cutout",
     "augment: zero a size x size square at a random place in each image",
     CutoutParams,
     lambda p, x, g, s: cutout(x, p.size, g, p.p),
-    "image",
+    **IMAGES_ONLY,
 )
 _register(
     "random_erasing",
     "augment: erase a random rectangle (area, aspect ranges) with prob. p",
     ErasingParams,
     lambda p, x, g, s: random_erasing(x, g, p.p, p.scale, p.ratio, p.value),
-    "image",
+    **IMAGES_ONLY,
 )
 _register(
     "token_dropout",
     "augment: replace text tokens by <unk> with probability p",
     TokenDropoutParams,
     lambda p, x, g, s: token_dropout(x, p.p, g),
-    "text",
+    modalities="text",
+    hint="for images or tables use gaussian_noise",
 )

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from trainlab.config.base import StrictModel
 from trainlab.data.arrays import ArrayData
+from trainlab.data.loaders import CIFAR10_CLASSES, read_image, table_dataset
+from trainlab.data.registry import DATASETS
 from trainlab.errors import DataError
-from trainlab.registry import Registry
-
-DATASETS: Registry = Registry("dataset")
+from trainlab.params import StrictModel
 
 FILES = Path(str(resources.files("trainlab.data") / "files"))
 
@@ -226,7 +225,6 @@ def _adult_table(name: str):
 )
 def load_adult(params: StrictModel) -> ArrayData:
     """Raw typed columns (categoricals as strings); the official test file is the test split."""
-    from trainlab.data.loaders import table_dataset
 
     data = table_dataset(
         [_adult_table("adult.data"), _adult_table("adult.test")],
@@ -275,7 +273,6 @@ def load_rt_polarity(params: StrictModel) -> ArrayData:
 # ---------------------------------------------------------------- CIFAR-10 sample
 @lru_cache(maxsize=1)
 def _cifar10_sample() -> tuple[np.ndarray, np.ndarray]:
-    from trainlab.data.loaders import CIFAR10_CLASSES, read_image
 
     folder = FILES / "cifar10_sample"
     sums = {}
@@ -303,7 +300,6 @@ def _cifar10_sample() -> tuple[np.ndarray, np.ndarray]:
 )
 def load_cifar10_sample(params: StrictModel) -> ArrayData:
     """Pixels in [0, 1], shape (200, 3, 32, 32)."""
-    from trainlab.data.loaders import CIFAR10_CLASSES
 
     images, labels = _cifar10_sample()
     return ArrayData(

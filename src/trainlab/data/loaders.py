@@ -24,11 +24,11 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import AfterValidator, Field
 
-from trainlab.config.base import StrictModel
 from trainlab.data.arrays import ArrayData
-from trainlab.data.datasets import DATASETS
+from trainlab.data.registry import DATASETS
 from trainlab.data.table import DEFAULT_MISSING, encode_target, read_table, type_columns
 from trainlab.errors import DataError
+from trainlab.params import StrictModel
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from trainlab.config.schema import PreprocessingConfig
+from trainlab.data.options import PreprocessingConfig
 from trainlab.data.text import PAD_INDEX, Vocabulary, tokenize
 from trainlab.errors import DataError
 
@@ -87,135 +87,37 @@ class Preprocessor:
         return mode
 
     def _fit_columns(self, flat: np.ndarray) -> None:
-        from sklearn.compose import ColumnTransformer
-        from sklearn.decomposition import PCA
-        from sklearn.impute import MissingIndicator, SimpleImputer
-        from sklearn.pipeline import Pipeline
-        from sklearn.preprocessing import (
-            MinMaxScaler,
-            OneHotEncoder,
-            OrdinalEncoder,
-            RobustScaler,
-            StandardScaler,
-        )
-
+        """Fit imputation, scaling, encoding and PCA of a table (or flattened array)."""
         cfg = self.config
         num = [i for i, k in enumerate(self.column_kinds) if k == "numeric"]
         cat = [i for i, k in enumerate(self.column_kinds) if k == "categorical"]
-        self.p = {}
         numeric = flat[:, num].astype(np.float64) if num else np.zeros((len(flat), 0))
         if cfg.impute == "none" and num:
-            bad = np.isnan(numeric).any(axis=0)
-            if bad.any():
-                j = int(np.argmax(bad))
-                n_bad = int(np.isnan(numeric[:, j]).sum())
-                raise DataError(
-                    f"column '{self.column_names[num[j]]}' has {n_bad} missing values in the "
-                    "training split; set data.preprocessing.impute to mean, median, "
-                    "most_frequent or constant"
-                )
+            self._refuse_missing(numeric, num)
         scale = self._scale_mode()
         if not cat and scale == "none" and cfg.impute == "none" and cfg.pca is None:
             # nothing to learn (e.g. MNIST pixels as they are): skip the sklearn round trip
-            self.p = {
-                "numeric": num,
-                "categorical": [],
-                "fill": None,
-                "shift": None,
-                "scale": None,
-                "indicator": [],
-                "categories": [],
-                "cat_fill": None,
-                "pca_mean": None,
-                "pca_components": None,
-                "identity": True,
-            }
+            self.p = {**_EMPTY_PARAMS, "numeric": num, "categorical": [], "identity": True}
             return
-        parts: list[tuple[str, Any, list[int]]] = []
-        num_steps: list[tuple[str, Any]] = []
-        if cfg.impute != "none":
-            num_steps.append(
-                (
-                    "impute",
-                    SimpleImputer(
-                        strategy=cfg.impute, fill_value=cfg.fill_value, keep_empty_features=True
-                    ),
-                )
-            )
-        scaler = {
-            "standard": StandardScaler,
-            "minmax": MinMaxScaler,
-            "robust": RobustScaler,
-        }.get(scale)
-        if scaler is not None:
-            num_steps.append(("scale", scaler()))
-        if num:
-            parts.append(("num", Pipeline(num_steps) if num_steps else "passthrough", num))
-        if num and cfg.add_indicator:
-            parts.append(("ind", MissingIndicator(features="missing-only"), num))
-        encode = cfg.encode
-        if cat:
-            strategy = "most_frequent" if cfg.categorical_missing == "most_frequent" else "constant"
-            imputer = SimpleImputer(
-                strategy=strategy, fill_value=MISSING_CATEGORY, missing_values=np.nan
-            )
-            if encode == "onehot":
-                enc = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float64)
-                parts.append(("cat", Pipeline([("impute", imputer), ("encode", enc)]), cat))
-            else:
-                enc = OrdinalEncoder(
-                    handle_unknown="use_encoded_value",
-                    unknown_value=-1,
-                    encoded_missing_value=-1,
-                    dtype=np.float64,
-                )
-                steps = [("encode", enc)]
-                if cfg.categorical_missing == "most_frequent":
-                    steps.insert(0, ("impute", imputer))
-                parts.append(("cat", Pipeline(steps), cat))
-        frame = _as_sklearn_input(flat, num, cat)
-        ct = ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
-        out = ct.fit_transform(frame)
+        ct = _column_transformer(cfg, num, cat, scale)
+        out = ct.fit_transform(_as_sklearn_input(flat, num, cat))
         self._sklearn = ct  # kept in memory only, for the parity test
-
-        p = self.p
-        p["numeric"] = num
-        p["categorical"] = cat
-        p["fill"] = None
-        p["shift"] = p["scale"] = None
-        if num and num_steps:
-            pipe = ct.named_transformers_["num"]
-            if "impute" in pipe.named_steps:
-                p["fill"] = pipe.named_steps["impute"].statistics_.astype(float).tolist()
-            if "scale" in pipe.named_steps:
-                shift, div = _scaler_params(pipe.named_steps["scale"])
-                p["shift"], p["scale"] = shift.tolist(), div.tolist()
-        p["indicator"] = (
-            ct.named_transformers_["ind"].features_.tolist() if num and cfg.add_indicator else []
-        )
-        p["categories"] = []
-        p["cat_fill"] = None
-        if cat:
-            pipe = ct.named_transformers_["cat"]
-            p["categories"] = [
-                [str(c) for c in cats] for cats in pipe.named_steps["encode"].categories_
-            ]
-            if "impute" in pipe.named_steps:
-                p["cat_fill"] = [str(v) for v in pipe.named_steps["impute"].statistics_]
-        n_index = len(cat) if encode == "index" else 0
-        dense = out[:, : out.shape[1] - n_index]
-        p["pca_mean"] = p["pca_components"] = None
+        self.p = {**_EMPTY_PARAMS, "numeric": num, "categorical": cat}
+        self.p.update(_fitted_params(ct, cfg, num, cat))
+        n_index = len(cat) if cfg.encode == "index" else 0
         if cfg.pca is not None:
-            n_feats = dense.shape[1]
-            if isinstance(cfg.pca, int) and cfg.pca > min(n_feats, len(dense)):
-                raise DataError(
-                    f"data.preprocessing.pca: {cfg.pca} components asked but the data has only "
-                    f"{n_feats} features ({len(dense)} training rows); ask for fewer"
-                )
-            pca = PCA(n_components=cfg.pca, svd_solver="full", random_state=0).fit(dense)
-            p["pca_mean"] = pca.mean_.tolist()
-            p["pca_components"] = pca.components_.tolist()
-            p["pca_explained"] = float(pca.explained_variance_ratio_.sum())
+            self.p.update(_fit_pca(cfg.pca, out[:, : out.shape[1] - n_index]))
+
+    def _refuse_missing(self, numeric: np.ndarray, num: list[int]) -> None:
+        bad = np.isnan(numeric).any(axis=0)
+        if bad.any():
+            j = int(np.argmax(bad))
+            n_bad = int(np.isnan(numeric[:, j]).sum())
+            raise DataError(
+                f"column '{self.column_names[num[j]]}' has {n_bad} missing values in the "
+                "training split; set data.preprocessing.impute to mean, median, "
+                "most_frequent or constant"
+            )
 
     def _fit_text(self, texts: np.ndarray) -> Preprocessor:
         self.kind = "text"
@@ -420,3 +322,105 @@ def _scaler_params(scaler: Any) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(scaler, MinMaxScaler):
         return -scaler.min_ / scaler.scale_, 1.0 / scaler.scale_
     raise TypeError(f"unsupported scaler {type(scaler).__name__}")
+
+
+#: The fitted parameters of a table preprocessor before anything is fitted.
+_EMPTY_PARAMS: dict[str, Any] = {
+    "fill": None,
+    "shift": None,
+    "scale": None,
+    "indicator": [],
+    "categories": [],
+    "cat_fill": None,
+    "pca_mean": None,
+    "pca_components": None,
+}
+
+
+def _column_transformer(cfg: Any, num: list[int], cat: list[int], scale: str) -> Any:
+    """scikit-learn's ColumnTransformer for the numeric and categorical columns."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import MissingIndicator, SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
+
+    parts: list[tuple[str, Any, list[int]]] = []
+    num_steps: list[tuple[str, Any]] = []
+    if cfg.impute != "none":
+        imputer = SimpleImputer(
+            strategy=cfg.impute, fill_value=cfg.fill_value, keep_empty_features=True
+        )
+        num_steps.append(("impute", imputer))
+    scaler = {"standard": StandardScaler, "minmax": MinMaxScaler, "robust": RobustScaler}.get(scale)
+    if scaler is not None:
+        num_steps.append(("scale", scaler()))
+    if num:
+        parts.append(("num", Pipeline(num_steps) if num_steps else "passthrough", num))
+    if num and cfg.add_indicator:
+        parts.append(("ind", MissingIndicator(features="missing-only"), num))
+    if cat:
+        parts.append(("cat", _categorical_pipeline(cfg), cat))
+    return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
+
+
+def _categorical_pipeline(cfg: Any) -> Any:
+    """Impute (a category of its own, or the most frequent) and encode (one-hot or index)."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+
+    strategy = "most_frequent" if cfg.categorical_missing == "most_frequent" else "constant"
+    imputer = SimpleImputer(strategy=strategy, fill_value=MISSING_CATEGORY, missing_values=np.nan)
+    if cfg.encode == "onehot":
+        enc = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float64)
+        return Pipeline([("impute", imputer), ("encode", enc)])
+    enc = OrdinalEncoder(
+        handle_unknown="use_encoded_value",
+        unknown_value=-1,
+        encoded_missing_value=-1,
+        dtype=np.float64,
+    )
+    steps = [("encode", enc)]
+    if cfg.categorical_missing == "most_frequent":
+        steps.insert(0, ("impute", imputer))
+    return Pipeline(steps)
+
+
+def _fitted_params(ct: Any, cfg: Any, num: list[int], cat: list[int]) -> dict[str, Any]:
+    """The fitted statistics of `ct` as plain numbers (what preprocess.json holds)."""
+    p: dict[str, Any] = {}
+    pipe = ct.named_transformers_["num"] if num else None
+    if hasattr(pipe, "named_steps"):  # a Pipeline, not the passthrough of raw columns
+        if "impute" in pipe.named_steps:
+            p["fill"] = pipe.named_steps["impute"].statistics_.astype(float).tolist()
+        if "scale" in pipe.named_steps:
+            shift, div = _scaler_params(pipe.named_steps["scale"])
+            p["shift"], p["scale"] = shift.tolist(), div.tolist()
+    if num and cfg.add_indicator:
+        p["indicator"] = ct.named_transformers_["ind"].features_.tolist()
+    if cat:
+        pipe = ct.named_transformers_["cat"]
+        p["categories"] = [
+            [str(c) for c in cats] for cats in pipe.named_steps["encode"].categories_
+        ]
+        if "impute" in pipe.named_steps:
+            p["cat_fill"] = [str(v) for v in pipe.named_steps["impute"].statistics_]
+    return p
+
+
+def _fit_pca(n_components: int | float, dense: np.ndarray) -> dict[str, Any]:
+    """PCA on the encoded training features: its mean, components and variance kept."""
+    from sklearn.decomposition import PCA
+
+    n_feats = dense.shape[1]
+    if isinstance(n_components, int) and n_components > min(n_feats, len(dense)):
+        raise DataError(
+            f"data.preprocessing.pca: {n_components} components asked but the data has only "
+            f"{n_feats} features ({len(dense)} training rows); ask for fewer"
+        )
+    pca = PCA(n_components=n_components, svd_solver="full", random_state=0).fit(dense)
+    return {
+        "pca_mean": pca.mean_.tolist(),
+        "pca_components": pca.components_.tolist(),
+        "pca_explained": float(pca.explained_variance_ratio_.sum()),
+    }

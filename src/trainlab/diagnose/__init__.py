@@ -1,8 +1,10 @@
-"""Diagnostics: gradient-flow and activation monitors, divergence guard, fit analysis,
-LR range test, and the doctor that combines them.
+"""Diagnostics: gradient-flow and activation monitors, divergence guard, fit analysis
+and the findings they report.
 
 The monitors are techniques (`gradient_monitor`, `activation_stats`, `divergence_guard`)
-registered when `trainlab.techniques` is imported; the rest loads on first use.
+registered when `trainlab.catalog` is imported; the rest loads on first use. The LR range
+test and the doctor, which run trainings of their own, are studies
+(`trainlab.studies.lr_finder`, `trainlab.studies.doctor`).
 """
 
 from __future__ import annotations
@@ -23,15 +25,10 @@ _LAZY = {
     "DivergenceGuard": "trainlab.diagnose.guard",
     "FitDiagnosis": "trainlab.diagnose.fit",
     "analyze_fit": "trainlab.diagnose.fit",
-    "LRFindResult": "trainlab.diagnose.lr_finder",
-    "lr_find": "trainlab.diagnose.lr_finder",
-    "DoctorReport": "trainlab.diagnose.doctor",
-    "doctor": "trainlab.diagnose.doctor",
 }
 
 if TYPE_CHECKING:
     from trainlab.diagnose.activations import ActivationStats, analyze_activations
-    from trainlab.diagnose.doctor import DoctorReport, doctor
     from trainlab.diagnose.findings import Code, Finding, Recommendation
     from trainlab.diagnose.fit import FitDiagnosis, analyze_fit
     from trainlab.diagnose.gradients import (
@@ -40,7 +37,6 @@ if TYPE_CHECKING:
         plot_gradient_flow,
     )
     from trainlab.diagnose.guard import DivergenceGuard
-    from trainlab.diagnose.lr_finder import LRFindResult, lr_find
 
 
 __getattr__ = lazy_getattr(__name__, _LAZY, globals())
@@ -50,16 +46,12 @@ __all__ = [
     "ActivationStats",
     "Code",
     "DivergenceGuard",
-    "DoctorReport",
     "Finding",
     "FitDiagnosis",
     "GradientMonitor",
-    "LRFindResult",
     "Recommendation",
     "analyze_activations",
     "analyze_fit",
     "analyze_gradient_flow",
-    "doctor",
-    "lr_find",
     "plot_gradient_flow",
 ]

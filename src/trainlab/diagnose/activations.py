@@ -24,11 +24,12 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from trainlab.config.base import StrictModel
-from trainlab.diagnose.common import diagnostics_dir, write_json
+from trainlab.diagnose.common import diagnostics_dir
 from trainlab.diagnose.findings import Code, Finding
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
+from trainlab.fileio import write_json
+from trainlab.params import StrictModel
 from trainlab.techniques.registry import TECHNIQUES
 
 FILE = "activations.json"
@@ -68,6 +69,12 @@ def activation_summary(module: nn.Module, y: torch.Tensor, margin: float = 0.01)
     return stats
 
 
+@TECHNIQUES.register(
+    "activation_stats",
+    description="record dead-ReLU fraction, sigmoid/tanh saturation, mean and std per "
+    "activation layer; every",
+    params=ActivationStatsParams,
+)
 class ActivationStats(Technique):
     """Samples per-layer activation statistics on a training batch every `every` steps."""
 
@@ -179,14 +186,3 @@ def analyze_activations(
             )
         )
     return findings
-
-
-@TECHNIQUES.register(
-    "activation_stats",
-    description="record dead-ReLU fraction, sigmoid/tanh saturation, mean and std per "
-    "activation layer; every",
-    params=ActivationStatsParams,
-)
-def build_activation_stats(params: ActivationStatsParams) -> Technique:
-    """Build the `activation_stats` technique."""
-    return ActivationStats(params)

@@ -6,9 +6,7 @@ is still registering them.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -17,15 +15,7 @@ from trainlab.engine.state import State
 
 def diagnostics_dir(state: State) -> Path | None:
     """`<run_dir>/diagnostics`, or None when the fit has no run directory."""
-    run_dir = state.extras.get("run_dir")
-    return Path(run_dir) / "diagnostics" if run_dir is not None else None
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write `data` atomically (a crash never leaves half a file)."""
-    from trainlab.engine.checkpoint import atomic_write_text
-
-    atomic_write_text(path, json.dumps(data, default=float), durable=False)
+    return state.run_dir / "diagnostics" if state.run_dir is not None else None
 
 
 def weight_params(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:

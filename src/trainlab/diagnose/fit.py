@@ -98,17 +98,42 @@ def analyze_fit(
     rows = [r for r in history if "val_loss" in r]
     if not rows:
         return FitDiagnosis("unknown", "no validation metrics in the history", "")
-    last = rows[-1]
     reference = 0.0
     if target is not None:
         reference = 1.0 - target if target > 0.5 else target
+    d = _measure(rows, reference, window)
+    evidence = {
+        k: getattr(d, k)
+        for k in ("metric", "train_error", "val_error", "reference_error", "bias", "variance")
+    }
+    evidence.update(val_loss_rise=d.val_loss_rise, train_trend=d.train_trend, val_trend=d.val_trend)
+    noise = 0.0
+    if val_size and d.val_error is not None and 0 <= d.val_error <= 1:
+        noise = math.sqrt(d.val_error * (1 - d.val_error) / val_size)
+        evidence["val_error_standard_error"] = noise
+    gap_beyond_noise = (d.variance or 0.0) - noise > variance_threshold
+    d.verdict, d.reason = _judge(
+        d, gap_beyond_noise, bias_threshold, rise_threshold, improving_threshold
+    )
+    evidence["verdict"] = d.verdict
+    if d.verdict == OVERFITTING:
+        severity = "warning" if gap_beyond_noise else "info"
+        d.findings.append(Finding(Code.OVERFITTING, severity, d.reason, evidence))
+    elif d.verdict == UNDERFITTING:
+        d.findings.append(Finding(Code.UNDERFITTING, "warning", d.reason, evidence))
+    return d
+
+
+def _measure(rows: list[dict[str, Any]], reference: float, window: int) -> FitDiagnosis:
+    """Errors, bias, variance, validation-loss rise and trends of the last epoch."""
+    last = rows[-1]
     train_err, metric = _error(last, "train_eval")
     val_err, _ = _error(last, "val")
     val_losses = [float(r["val_loss"]) for r in rows]
     train_losses = [float(r.get("train_eval_loss", r.get("train_loss", math.nan))) for r in rows]
     best = min((v for v in val_losses if math.isfinite(v)), default=math.nan)
     rise = (val_losses[-1] - best) / abs(best) if best and math.isfinite(best) else None
-    d = FitDiagnosis(
+    return FitDiagnosis(
         verdict=GOOD_FIT,
         reason="",
         metric=metric or "loss",
@@ -122,52 +147,40 @@ def analyze_fit(
         val_trend=_trend(val_losses, window),
         epochs=len(rows),
     )
-    evidence = {
-        k: getattr(d, k)
-        for k in ("metric", "train_error", "val_error", "reference_error", "bias", "variance")
-    }
-    evidence.update(val_loss_rise=rise, train_trend=d.train_trend, val_trend=d.val_trend)
+
+
+def _judge(
+    d: FitDiagnosis,
+    gap_beyond_noise: bool,
+    bias_threshold: float,
+    rise_threshold: float,
+    improving_threshold: float,
+) -> tuple[str, str]:
+    """The verdict and its reason, in order: over-fitting, under-fitting, improving, good."""
+    train_err, val_err, rise = d.train_error, d.val_error, d.val_loss_rise
+    bias, variance = d.bias or 0.0, d.variance or 0.0
     train_falling = (d.train_trend or 0) > 0
     improving = (d.val_trend or 0) > improving_threshold
-    bias, variance = d.bias or 0.0, d.variance or 0.0
-    noise = 0.0
-    if val_size and val_err is not None and 0 <= val_err <= 1:
-        noise = math.sqrt(val_err * (1 - val_err) / val_size)
-        evidence["val_error_standard_error"] = noise
-    if variance - noise > variance_threshold and variance >= bias:
-        d.verdict = OVERFITTING
-        d.reason = (
+    if gap_beyond_noise and variance >= bias:
+        return OVERFITTING, (
             f"validation error {val_err:.1%} is {variance:.1%} above the training error "
             f"{train_err:.1%}"
         )
-    elif rise is not None and rise > rise_threshold and train_falling and variance > 0.01:
-        d.verdict = OVERFITTING
-        d.reason = (
+    if rise is not None and rise > rise_threshold and train_falling and variance > 0.01:
+        return OVERFITTING, (
             f"validation loss rose {rise:.0%} above its best while the training loss kept "
             f"falling (error gap {variance:.1%})"
         )
-    elif bias > bias_threshold and not improving:
-        d.verdict = UNDERFITTING
-        d.reason = (
+    if bias > bias_threshold and not improving:
+        return UNDERFITTING, (
             f"training error {train_err:.1%} is {bias:.1%} above the reference "
-            f"{reference:.1%}, and the validation loss has stopped falling"
+            f"{d.reference_error:.1%}, and the validation loss has stopped falling"
         )
-    elif improving:
-        d.verdict = STILL_IMPROVING
-        d.reason = (
+    if improving:
+        return STILL_IMPROVING, (
             f"validation loss still falls {d.val_trend:.1%} per epoch over the last epochs; "
             "train longer before judging"
         )
-    else:
-        d.reason = (
-            "training error near the reference, small validation gap"
-            if train_err is not None
-            else "validation loss has settled"
-        )
-    evidence["verdict"] = d.verdict
-    if d.verdict == OVERFITTING:
-        severity = "warning" if variance - noise > variance_threshold else "info"
-        d.findings.append(Finding(Code.OVERFITTING, severity, d.reason, evidence))
-    elif d.verdict == UNDERFITTING:
-        d.findings.append(Finding(Code.UNDERFITTING, "warning", d.reason, evidence))
-    return d
+    if train_err is not None:
+        return GOOD_FIT, "training error near the reference, small validation gap"
+    return GOOD_FIT, "validation loss has settled"

@@ -28,11 +28,13 @@ from typing import Any
 import torch
 from pydantic import Field
 
-from trainlab.config.base import StrictModel
-from trainlab.diagnose.common import diagnostics_dir, weight_params, write_json
+from trainlab.diagnose.common import diagnostics_dir, weight_params
 from trainlab.diagnose.findings import Code, Finding
+from trainlab.engine.order import Slot
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
+from trainlab.fileio import write_json
+from trainlab.params import StrictModel
 from trainlab.techniques.common import grads_unscaled
 from trainlab.techniques.registry import TECHNIQUES
 
@@ -52,11 +54,16 @@ class GradientMonitorParams(StrictModel):
     plot: bool = True
 
 
+@TECHNIQUES.register(
+    "gradient_monitor",
+    description="record per-layer gradient/weight norms and update ratios; flag vanishing "
+    "or exploding gradients; every",
+    params=GradientMonitorParams,
+)
 class GradientMonitor(Technique):
     """Samples per-layer gradient norms, weight norms and update ratios during training."""
 
-    # Before clipping (order 10): the monitor must see the raw gradients.
-    order = 5
+    order = Slot.GRAD_MONITOR
 
     def __init__(self, params: GradientMonitorParams | None = None) -> None:
         self.params = params or GradientMonitorParams()
@@ -147,89 +154,110 @@ def analyze_gradient_flow(
     names, records = data.get("layers", []), data.get("records", [])
     if not names or not records:
         return []
-    findings: list[Finding] = []
-    per_layer = [[r["grad"][i] for r in records] for i in range(len(names))]
     bad = [
         (names[i], r["step"])
         for r in records
         for i in range(len(names))
         if not math.isfinite(r["grad"][i])
     ]
+    findings = [_non_finite(bad)] if bad else []
+    vanishing = _vanishing(names, records, p)
+    if vanishing is not None:
+        findings.append(vanishing)
     if bad:
-        findings.append(
-            Finding(
-                Code.EXPLODING_GRADIENTS,
-                "error",
-                f"non-finite gradient in layer {bad[0][0]} at step {bad[0][1]}",
-                {"non_finite": [{"layer": n, "step": s} for n, s in bad[:10]]},
-            )
-        )
+        return findings
+    exploding = _growing(records, p) or _jumping(names, records, p)
+    return findings + ([exploding] if exploding is not None else [])
+
+
+def _non_finite(bad: list[tuple[str, int]]) -> Finding:
+    return Finding(
+        Code.EXPLODING_GRADIENTS,
+        "error",
+        f"non-finite gradient in layer {bad[0][0]} at step {bad[0][1]}",
+        {"non_finite": [{"layer": n, "step": s} for n, s in bad[:10]]},
+    )
+
+
+def _vanishing(
+    names: list[str], records: list[dict[str, Any]], p: GradientMonitorParams
+) -> Finding | None:
+    """Some layer before the last gets far smaller gradients than the last one."""
+    per_layer = [[r["grad"][i] for r in records] for i in range(len(names))]
     medians = [median(_finite(v)) if _finite(v) else math.nan for v in per_layer]
-    if len(names) >= 2 and all(math.isfinite(m) for m in medians):
-        last = medians[-1]
-        earlier = medians[:-1]
-        weakest = min(range(len(earlier)), key=lambda i: earlier[i])
-        ratio = earlier[weakest] / last if last > 0 else math.inf
-        evidence = {
-            "median_grad_norm": dict(zip(names, medians, strict=True)),
-            "weakest_layer": names[weakest],
-            "ratio_to_last": ratio,
-            "threshold_ratio": p.vanish_ratio,
-            "floor": p.floor,
-        }
-        # A last layer without gradient is a dead or saturated net, not depth-wise vanishing.
-        if last > p.floor and (ratio < p.vanish_ratio or earlier[weakest] < p.floor):
-            findings.append(
-                Finding(
-                    Code.VANISHING_GRADIENTS,
-                    "warning",
-                    f"layer {names[weakest]} gets gradients {ratio:.1e} × those of the last "
-                    f"layer (median norm {earlier[weakest]:.2e} vs {last:.2e}): the early "
-                    "layers barely learn",
-                    evidence,
-                )
-            )
-    totals = [math.sqrt(sum(g * g for g in r["grad"])) for r in records]
-    finite_totals = _finite(totals)
-    if len(finite_totals) >= 4 and not bad:
-        q = max(1, len(finite_totals) // 4)
-        early, late = median(finite_totals[:q]), median(finite_totals[-q:])
-        mid = median(finite_totals)
-        growth = late / early if early > p.floor else 0.0
-        spike = max(finite_totals) / mid if mid > p.floor else 0.0
-        evidence = {
-            "early_median_norm": early,
-            "late_median_norm": late,
-            "growth": growth,
-            "max_over_median": spike,
-            "thresholds": {"growth": p.explode_growth, "spike": p.spike},
-        }
-        if growth > p.explode_growth or spike > p.spike:
-            why = (
-                f"the total gradient norm grew {growth:.0f}× during training"
-                if growth > p.explode_growth
-                else f"a gradient norm spiked to {spike:.0f}× the median"
-            )
-            findings.append(Finding(Code.EXPLODING_GRADIENTS, "warning", why, evidence))
-            return findings
+    if len(names) < 2 or not all(math.isfinite(m) for m in medians):
+        return None
+    last = medians[-1]
+    earlier = medians[:-1]
+    weakest = min(range(len(earlier)), key=lambda i: earlier[i])
+    ratio = earlier[weakest] / last if last > 0 else math.inf
+    # A last layer without gradient is a dead or saturated net, not depth-wise vanishing.
+    if not (last > p.floor and (ratio < p.vanish_ratio or earlier[weakest] < p.floor)):
+        return None
+    evidence = {
+        "median_grad_norm": dict(zip(names, medians, strict=True)),
+        "weakest_layer": names[weakest],
+        "ratio_to_last": ratio,
+        "threshold_ratio": p.vanish_ratio,
+        "floor": p.floor,
+    }
+    return Finding(
+        Code.VANISHING_GRADIENTS,
+        "warning",
+        f"layer {names[weakest]} gets gradients {ratio:.1e} × those of the last "
+        f"layer (median norm {earlier[weakest]:.2e} vs {last:.2e}): the early "
+        "layers barely learn",
+        evidence,
+    )
+
+
+def _growing(records: list[dict[str, Any]], p: GradientMonitorParams) -> Finding | None:
+    """The total gradient norm grew, or spiked, far beyond its typical size."""
+    totals = _finite([math.sqrt(sum(g * g for g in r["grad"])) for r in records])
+    if len(totals) < 4:
+        return None
+    q = max(1, len(totals) // 4)
+    early, late = median(totals[:q]), median(totals[-q:])
+    mid = median(totals)
+    growth = late / early if early > p.floor else 0.0
+    spike = max(totals) / mid if mid > p.floor else 0.0
+    if not (growth > p.explode_growth or spike > p.spike):
+        return None
+    evidence = {
+        "early_median_norm": early,
+        "late_median_norm": late,
+        "growth": growth,
+        "max_over_median": spike,
+        "thresholds": {"growth": p.explode_growth, "spike": p.spike},
+    }
+    why = (
+        f"the total gradient norm grew {growth:.0f}× during training"
+        if growth > p.explode_growth
+        else f"a gradient norm spiked to {spike:.0f}× the median"
+    )
+    return Finding(Code.EXPLODING_GRADIENTS, "warning", why, evidence)
+
+
+def _jumping(
+    names: list[str], records: list[dict[str, Any]], p: GradientMonitorParams
+) -> Finding | None:
+    """One optimizer step changed a layer's weights by a large fraction of their norm."""
     jumps = [
         (r["update"][i], names[i], r["step"])
         for r in records
         for i in range(len(names))
         if "update" in r and math.isfinite(r["update"][i]) and r["update"][i] > p.max_update
     ]
-    if jumps and not bad:
-        size, layer, step = max(jumps)
-        findings.append(
-            Finding(
-                Code.EXPLODING_GRADIENTS,
-                "warning",
-                f"one step changed layer {layer} by {size:.0%} of its norm (step {step}); "
-                "healthy steps change weights by about 0.1 %",
-                {"update_ratio": size, "layer": layer, "step": step, "threshold": p.max_update},
-            )
-        )
-    return findings
+    if not jumps:
+        return None
+    size, layer, step = max(jumps)
+    return Finding(
+        Code.EXPLODING_GRADIENTS,
+        "warning",
+        f"one step changed layer {layer} by {size:.0%} of its norm (step {step}); "
+        "healthy steps change weights by about 0.1 %",
+        {"update_ratio": size, "layer": layer, "step": step, "threshold": p.max_update},
+    )
 
 
 def plot_gradient_flow(data: dict[str, Any], path: Path) -> Path:
@@ -265,14 +293,3 @@ def plot_gradient_flow(data: dict[str, Any], path: Path) -> Path:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
-
-
-@TECHNIQUES.register(
-    "gradient_monitor",
-    description="record per-layer gradient/weight norms and update ratios; flag vanishing "
-    "or exploding gradients; every",
-    params=GradientMonitorParams,
-)
-def build_gradient_monitor(params: GradientMonitorParams) -> Technique:
-    """Build the `gradient_monitor` technique."""
-    return GradientMonitor(params)

@@ -24,11 +24,13 @@ from typing import Any, Literal
 import torch
 from pydantic import Field
 
-from trainlab.config.base import StrictModel
-from trainlab.diagnose.common import diagnostics_dir, layer_norms, write_json
+from trainlab.diagnose.common import diagnostics_dir, layer_norms
 from trainlab.engine.events import StopFit, StopReason
+from trainlab.engine.order import Slot
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
+from trainlab.fileio import write_json
+from trainlab.params import StrictModel
 from trainlab.techniques.registry import TECHNIQUES
 
 
@@ -57,11 +59,16 @@ def describe_norms(norms: dict[str, dict[str, float | None]], limit: int = 4) ->
     return "; ".join(parts)
 
 
+@TECHNIQUES.register(
+    "divergence_guard",
+    description="stop on a non-finite loss or gradient with per-layer norms, or roll back "
+    "to the last good checkpoint and halve the lr; action",
+    params=DivergenceGuardParams,
+)
 class DivergenceGuard(Technique):
     """Stops (or rolls back and lowers the lr) on a non-finite loss or gradient."""
 
-    # First at every event: a non-finite value must be caught before anything uses it.
-    order = -100
+    order = Slot.GUARD
 
     def __init__(self, params: DivergenceGuardParams | None = None) -> None:
         self.params = params or DivergenceGuardParams()
@@ -116,13 +123,12 @@ class DivergenceGuard(Technique):
 
     @torch.no_grad()
     def _rollback(self, state: State) -> None:
-        from pathlib import Path
 
         from trainlab.engine.checkpoint import CheckpointStore, load_weights
 
         lr_before = [g["lr"] for g in state.optimizer.param_groups]
-        run_dir = state.extras.get("run_dir")
-        latest = CheckpointStore(Path(run_dir) / "checkpoints").latest() if run_dir else None
+        run_dir = state.run_dir
+        latest = CheckpointStore(run_dir / "checkpoints").latest() if run_dir else None
         if latest is not None:
             load_weights(state.model, latest / "model.safetensors", state.device)
             saved = CheckpointStore(latest.parent).load_state(latest)
@@ -170,14 +176,3 @@ def _clone(obj: Any) -> Any:
     if isinstance(obj, list):
         return [_clone(v) for v in obj]
     return obj
-
-
-@TECHNIQUES.register(
-    "divergence_guard",
-    description="stop on a non-finite loss or gradient with per-layer norms, or roll back "
-    "to the last good checkpoint and halve the lr; action",
-    params=DivergenceGuardParams,
-)
-def build_divergence_guard(params: DivergenceGuardParams) -> Technique:
-    """Build the `divergence_guard` technique."""
-    return DivergenceGuard(params)

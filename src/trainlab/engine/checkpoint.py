@@ -21,50 +21,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
+from trainlab.engine.order import Slot
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
 from trainlab.errors import RunError
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
-    """Write `data` to `path` so readers see either the old file or the new one, whole.
-
-    The rename alone survives a killed process; `durable` also fsyncs, so the file
-    survives a power loss — worth it for checkpoints, not for files rebuilt from them.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    if durable:
-        _fsync_dir(path.parent)
-
-
-def atomic_write_text(path: Path, text: str, durable: bool = True) -> None:
-    """Text variant of `atomic_write_bytes` (UTF-8)."""
-    atomic_write_bytes(path, text.encode("utf-8"), durable)
+from trainlab.fileio import atomic_write_text, fsync_dir
 
 
 def save_weights(model: torch.nn.Module, path: Path) -> None:
@@ -73,7 +34,7 @@ def save_weights(model: torch.nn.Module, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     save_model(model, str(tmp))
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def load_weights(model: torch.nn.Module, path: Path, device: str | torch.device = "cpu") -> None:
@@ -226,7 +187,7 @@ class CheckpointStore:
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
             atomic_write_text(self.root / "latest", name)
         except Exception as exc:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -318,7 +279,7 @@ class CheckpointFallbackWarning(UserWarning):
 class Checkpointer(Technique):
     """Engine callback: after every epoch, save a resumable checkpoint of the fit."""
 
-    order = 1000
+    order = Slot.CHECKPOINT
 
     def __init__(self, store: CheckpointStore, techniques: list[Technique], on_save=None) -> None:
         self.store = store

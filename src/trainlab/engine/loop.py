@@ -33,7 +33,8 @@ class Engine:
             epoch in eval mode (keys `train_eval_*`): training metrics on the same
             footing as validation, for the bias/variance diagnosis, at a fraction of the
             cost of tracking them batch by batch.
-        techniques: subscribers, called per event in ascending `order`.
+        techniques: subscribers, called per event in ascending `order` (the named slots
+            of `engine.order.Slot`; ties keep this list's order).
         target_kind: "multiclass", "binary" or "regression" — how outputs become metrics.
     """
 
@@ -96,7 +97,7 @@ class Engine:
         else:
             s.stop_reason = StopReason.COMPLETED
         if self.test_batches is not None and s.stop_reason not in NON_FINITE:
-            s.extras["test_metrics"] = self.evaluate("test")
+            s.test_metrics = self.evaluate("test")
         self.fire(Event.FIT_END)
         return s
 
@@ -108,13 +109,12 @@ class Engine:
             self.train_batches.set_epoch(s.epoch)
         self.fire(Event.EPOCH_START)
         loss_sum, seen = 0.0, 0
-        autocast = _autocast(s)
         s.optimizer.zero_grad(set_to_none=True)
         for s.batch_index, s.batch in enumerate(self.train_batches):
             if h[Event.BATCH_START]:
                 self.fire(Event.BATCH_START)
             x, y = s.batch
-            with autocast():
+            with autocast(s.device, s.autocast_dtype):
                 s.outputs = s.model(x)
                 if h[Event.AFTER_FORWARD]:
                     self.fire(Event.AFTER_FORWARD)
@@ -174,7 +174,7 @@ class Engine:
         was_training = s.model.training
         s.model.eval()
         outputs, targets, loss_sum, seen = [], [], 0.0, 0
-        with _autocast(s)():
+        with autocast(s.device, s.autocast_dtype):
             for x, y in batches:
                 out = s.model(x)
                 loss_sum += float(self.eval_loss_fn(out, y)) * len(y)
@@ -192,10 +192,15 @@ class Engine:
         return s.eval_metrics
 
 
-def _autocast(s: State):
-    if s.autocast_dtype is None:
-        return contextlib.nullcontext
-    return lambda: torch.autocast(device_type=s.device.type, dtype=s.autocast_dtype)
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """`torch.autocast` for mixed precision, or a no-op context when `dtype` is None.
+
+    The engine's forward passes use it with the state's `autocast_dtype`; a technique's
+    extra pass (sam, fgm, a batch-norm update) uses it too, so all passes agree.
+    """
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def _current_lr(optimizer: torch.optim.Optimizer) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from trainlab.engine.order import Slot
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
 
@@ -15,7 +16,7 @@ class ProgressDisplay(Technique):
     microseconds per batch.
     """
 
-    order = 900
+    order = Slot.PROGRESS
 
     def __init__(self, steps_per_epoch: int, title: str = "train") -> None:
         from rich.console import Console

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from trainlab.engine.events import StopReason
+from trainlab.tasks import TaskInfo
 
 
 @dataclass
@@ -44,4 +46,22 @@ class State:
     history: list[dict[str, float]] = field(default_factory=list)
     stop_reason: StopReason | None = None
     stop_message: str = ""
+    #: The recipe's `train.seed`: streams of randomness a technique draws (augmentation)
+    #: derive from it, so different seeds augment differently.
+    seed: int = 0
+    #: What the model maps to (target kind, head size): read by target rewriters.
+    task: TaskInfo | None = None
+    #: The run directory being written, or None for a fit outside a run (the LR finder).
+    run_dir: Path | None = None
+    #: Test metrics, set by the engine at the end of the fit when it has a test split.
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    #: The epoch whose weights the fit ends with when a technique restored earlier ones
+    #: (early stopping), so the run reports that epoch's validation metrics.
+    final_epoch: int | None = None
+    #: Set once the model holds the weights the fit ends with: weight-averaging
+    #: techniques must not swap theirs in afterwards.
+    final_weights: bool = False
+    #: The step whose gradients a grad scaler has already unscaled (once per step).
+    unscaled_at_step: int | None = None
+    #: Outputs of monitors (gradient flow, activation statistics, divergence events).
     extras: dict[str, Any] = field(default_factory=dict)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from trainlab.engine.events import Event
-
-if TYPE_CHECKING:
-    pass
+from trainlab.engine.order import Slot
 
 
 class Technique:
@@ -18,14 +16,14 @@ class Technique:
     event costs nothing. A technique that keeps state across steps returns it from
     `state_dict()` (tensors and plain numbers only) so a resumed run continues exactly.
 
-    `rewrites_targets` marks techniques that replace the batch targets (mixup, cutmix,
-    label smoothing): two of them in one recipe conflict unless told otherwise.
+    `rewrites_targets` marks techniques that replace the batch targets (mixup, cutmix):
+    two of them in one recipe conflict unless told otherwise. `order` is the technique's
+    place within every event, one of the named slots of `engine.order.Slot`.
     """
 
-    name: ClassVar[str] = ""
     rewrites_targets: ClassVar[bool] = False
     #: Lower runs first within an event; engine bookkeeping (checkpoints) runs last.
-    order: ClassVar[int] = 0
+    order: ClassVar[int] = Slot.DEFAULT
 
     def handlers(self) -> dict[Event, Any]:
         """The bound `on_<event>` methods this object defines, by event."""

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field, model_validator
 from torch import nn
 
-from trainlab.config.base import StrictModel
+from trainlab.params import StrictModel
 from trainlab.registry import Registry
 
 ACTIVATIONS: Registry = Registry("activation")

@@ -28,7 +28,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
-from trainlab.config.base import StrictModel
+from trainlab.params import StrictModel
 from trainlab.registry import Registry
 
 INITIALIZERS: Registry = Registry("initializer")
@@ -288,9 +288,3 @@ def _warm_start_hook(momentum: float) -> Callable[[nn.Module, Any], None]:
 
     return hook
 
-
-def check_initializer(name: str) -> str:
-    """Pydantic validator helper: the name must be a registered initializer or preset."""
-    if name not in INITIALIZERS and name not in INIT_PRESETS:
-        raise ValueError(INITIALIZERS.unknown_message(name))
-    return name

@@ -8,12 +8,12 @@ from typing import Literal
 from pydantic import Field, field_validator
 from torch import nn
 
-from trainlab.config.base import StrictModel
 from trainlab.models.activations import ActivationSpec, make_activation
 from trainlab.models.init import InitSpec, initialize
 from trainlab.models.layers import MixtureOfExperts
 from trainlab.models.norms import NormSpec, make_norm
 from trainlab.models.registry import MODELS
+from trainlab.params import StrictModel
 from trainlab.tasks import TaskInfo
 
 

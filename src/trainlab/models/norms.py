@@ -18,7 +18,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
-from trainlab.config.base import StrictModel
+from trainlab.params import StrictModel
 
 NORMS = ("none", "batch", "batch_renorm", "layer", "group", "lrn")
 

@@ -127,19 +127,3 @@ def summarize(
         batch_bytes,
         batch_rows,
     )
-
-
-def summarize_recipe(recipe: Any, overrides: list[str] | dict | None = None) -> ModelSummary:
-    """Build a recipe's model for its dataset and summarize it at the recipe's batch size."""
-    from trainlab import setup
-    from trainlab.config.loading import load_recipe
-
-    r = load_recipe(recipe, overrides)
-    data = setup.load_dataset(r)
-    splits, _ = setup.split_and_preprocess(r, data)
-    info = setup.task_info(r, data)
-    torch.manual_seed(r.train.seed)
-    model = setup.build_model(r, info)
-    n = r.train.batch_size
-    x, _ = setup.to_tensors(splits.train.X[:n], splits.train.y[:n], info, torch.device("cpu"))
-    return summarize(model, info, x, name=r.model.name)

@@ -12,11 +12,11 @@ import torch
 from pydantic import Field, field_validator
 from torch import nn
 
-from trainlab.config.base import StrictModel
 from trainlab.models.activations import ActivationSpec, make_activation
 from trainlab.models.init import InitSpec, initialize
 from trainlab.models.norms import NormSpec, make_norm
 from trainlab.models.registry import MODELS
+from trainlab.params import StrictModel
 from trainlab.tasks import TaskInfo
 
 _HASH = 2654435761  # Knuth's multiplicative hash constant

@@ -16,11 +16,11 @@ from pydantic import Field, field_validator
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from trainlab.config.base import StrictModel
 from trainlab.models.activations import ActivationSpec, make_activation
 from trainlab.models.init import InitSpec, initialize
 from trainlab.models.layers import AttentionPooling, masked_max, masked_mean
 from trainlab.models.registry import MODELS
+from trainlab.params import StrictModel
 from trainlab.tasks import TaskInfo
 
 

@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from pydantic import BaseModel, Field, field_validator
 from torch import Tensor, nn
 
-from trainlab.config.base import StrictModel
 from trainlab.errors import RecipeError
 from trainlab.optim.optimizers import coerce_params
+from trainlab.params import StrictModel
 from trainlab.registry import NoParams, Registry
 
 __all__ = [

@@ -18,8 +18,8 @@ import torch
 from pydantic import BaseModel, Field, model_validator
 from torch import nn
 
-from trainlab.config.base import StrictModel
 from trainlab.errors import RecipeError
+from trainlab.params import StrictModel
 from trainlab.registry import Entry, Registry
 
 __all__ = [

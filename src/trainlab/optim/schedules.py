@@ -36,9 +36,9 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, Field, model_validator
 
-from trainlab.config.base import StrictModel
 from trainlab.errors import RecipeError, RunError
 from trainlab.optim.optimizers import coerce_params
+from trainlab.params import StrictModel
 from trainlab.registry import Registry
 
 __all__ = [

@@ -14,15 +14,34 @@ run_dir/
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from trainlab.config.schema import check_safe_name
-from trainlab.engine.checkpoint import atomic_write_text
 from trainlab.errors import RunError
+from trainlab.fileio import atomic_write_text, to_json, write_json
+from trainlab.names import check_safe_name
+
+
+class RunStatus(str, Enum):
+    """Where a run stands, as run.json and the run index record it."""
+
+    CREATED = "created"
+    RUNNING = "running"
+    INTERRUPTED = "interrupted"  # stopped by the user (Ctrl-C); resumes
+    FAILED = "failed"  # an error ended it; resumes once the cause is fixed
+    COMPLETED = "completed"
+    STOPPED = "stopped"  # a technique ended it early (early stopping, a time limit)
+    DIVERGED = "diverged"  # a non-finite loss; the last good epoch is kept
+
+    def __str__(self) -> str:
+        return self.value
+
 
 #: Statuses of a run that `trainlab train` on its directory resumes (or retries).
-UNFINISHED = ("created", "running", "interrupted", "failed")
+UNFINISHED = (RunStatus.CREATED, RunStatus.RUNNING, RunStatus.INTERRUPTED, RunStatus.FAILED)
+#: Statuses of a run that ended and is read back as it is.
+FINISHED = (RunStatus.COMPLETED, RunStatus.STOPPED, RunStatus.DIVERGED)
 
 
 class RunDir:
@@ -53,13 +72,12 @@ class RunDir:
 
     def write_json(self, name: str, data: Any) -> None:
         """Write `data` as JSON atomically."""
-        text = json.dumps(data, indent=2, default=_jsonable) + "\n"
-        atomic_write_text(self.path / name, text, durable=False)
+        write_json(self.path / name, data)
 
     def write_history(self, rows: list[dict[str, Any]]) -> None:
         """Replace history.jsonl with `rows`, atomically."""
-        text = "".join(json.dumps(r, default=_jsonable) + "\n" for r in rows)
-        atomic_write_text(self.path / "history.jsonl", text, durable=False)
+        text = "".join(to_json(r, indent=None) + "\n" for r in rows)
+        atomic_write_text(self.path / "history.jsonl", text)
 
     def history(self) -> list[dict[str, Any]]:
         """Per-epoch metrics recorded so far."""
@@ -114,10 +132,3 @@ def next_free_run_dir(root: Path, name: str) -> Path:
         candidate = base.with_name(f"{base.name}-{n}")
     return candidate
 
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "value"):
-        return value.value
-    return str(value)

@@ -9,6 +9,7 @@ study: finished runs are read back, unfinished ones resume from their checkpoint
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -16,17 +17,20 @@ import os
 import re
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
 from trainlab.config.loading import RecipeLike, apply_overrides, load_recipe, recipe_hash
-from trainlab.config.schema import check_safe_name, validate_recipe
+from trainlab.config.schema import Recipe, validate_recipe
 from trainlab.errors import RecipeError, RunError
+from trainlab.fileio import atomic_write_text
+from trainlab.names import check_safe_name
+from trainlab.store.rundir import FINISHED
 from trainlab.studies import stats
 
 MODES = ("add-one", "leave-one-out", "factorial")
@@ -48,6 +52,11 @@ class Change:
             args = ",".join(f"{k}={v}" for k, v in params)
             parts.append(f"technique {name}({args})" if args else f"technique {name}")
         return "; ".join(parts)
+
+
+#: The recipe-level changes `_builtin_changes` knows by name (what `--techniques` may name
+#: besides registered techniques and `--variant`s).
+BUILTIN_CHANGES = ("dropout", "batchnorm", "cosine", "weight_decay", "label_smoothing")
 
 
 def _builtin_changes(recipe: dict[str, Any]) -> dict[str, Change | str]:
@@ -149,7 +158,7 @@ def resolve_changes(
     items: list[str], recipe: dict[str, Any], variants: list[Change] | None = None
 ) -> list[Change]:
     """Turn `--techniques` items into Changes: user variants, built-ins, then techniques."""
-    from trainlab.techniques import TECHNIQUES
+    from trainlab.catalog import TECHNIQUES
 
     user = {v.name: v for v in variants or []}
     builtin = _builtin_changes(recipe)
@@ -165,8 +174,7 @@ def resolve_changes(
             change = builtin[name]
             if isinstance(change, str):
                 raise RecipeError(
-                    f"--techniques {name}: does not apply to this recipe: {change}; "
-                    "leave it out"
+                    f"--techniques {name}: does not apply to this recipe: {change}; leave it out"
                 )
         elif name in TECHNIQUES:
             params = _parse_kv(args or "", f"--techniques {name}")
@@ -214,37 +222,111 @@ class Variant:
     recipe: dict[str, Any]
 
 
-def plan_variants(
-    recipe: dict[str, Any], changes: list[Change], mode: str, force: bool, n_seeds: int
-) -> tuple[Variant, list[Variant]]:
-    """The baseline and the variants a mode asks for."""
+class Pair(NamedTuple):
+    """Two arms that differ by exactly one change: `with_arm` has it, `without_arm` does not."""
+
+    with_arm: str
+    without_arm: str
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """What measures one change: the arm pairs that differ only by it.
+
+    One pair in add-one (variant vs baseline) and leave-one-out (all vs all-minus-X); in a
+    factorial study every subset with the change beside the same subset without it, whose
+    per-seed average is the change's main effect.
+    """
+
+    change: Change
+    pairs: tuple[Pair, ...]
+
+
+@dataclass
+class Plan:
+    """The arms a mode asks for and, for each change, the pairs of arms that measure it."""
+
+    reference: Variant  # the arm every contrast starts from: baseline, or all (leave-one-out)
+    variants: list[Variant]
+    contrasts: list[Contrast]
+
+    @property
+    def arms(self) -> list[Variant]:
+        """Every arm to train, the reference first."""
+        return [self.reference, *self.variants]
+
+
+def _check_mode(mode: str) -> None:
     if mode not in MODES:
         raise RecipeError(f"--mode must be one of {', '.join(MODES)} (got {mode!r})")
+
+
+def plan_variants(
+    recipe: dict[str, Any], changes: list[Change], mode: str, force: bool, n_seeds: int
+) -> Plan:
+    """The arms a mode asks for, and the (with, without) pairs that measure each change."""
+    _check_mode(mode)
 
     def make(name: str, chosen: list[Change]) -> Variant:
         return Variant(name, chosen, apply_changes(recipe, chosen))
 
     if mode == "add-one":
-        return make("baseline", []), [make(c.name, [c]) for c in changes]
+        baseline = make("baseline", [])
+        variants = [make(c.name, [c]) for c in changes]
+        pairs = [Pair(v.name, baseline.name) for v in variants]  # the variant vs the baseline
+        return Plan(baseline, variants, _one_pair_each(changes, pairs))
     if mode == "leave-one-out":
+        everything = make("all", list(changes))
         all_but = [make(f"all-minus-{c.name}", [o for o in changes if o is not c]) for c in changes]
-        return make("all", list(changes)), all_but
+        pairs = [Pair(everything.name, v.name) for v in all_but]  # all vs all but the change
+        return Plan(everything, all_but, _one_pair_each(changes, pairs))
+    return _factorial_plan(make, changes, force, n_seeds)
+
+
+def _one_pair_each(changes: list[Change], pairs: list[Pair]) -> list[Contrast]:
+    return [Contrast(c, (p,)) for c, p in zip(changes, pairs, strict=True)]
+
+
+def _factorial_plan(
+    make: Callable[[str, list[Change]], Variant], changes: list[Change], force: bool, n_seeds: int
+) -> Plan:
+    """Every non-empty subset of the changes; each change pairs every subset that has it
+    with the same subset without it (the empty one is the baseline)."""
     runs = 2 ** len(changes) * n_seeds
     if runs > FACTORIAL_LIMIT and not force:
         raise RecipeError(
             f"--mode factorial with {len(changes)} techniques and {n_seeds} seeds is {runs} "
             f"runs (limit {FACTORIAL_LIMIT}); use fewer, or --force"
         )
-    subsets = []
+    baseline = make("baseline", [])
+    by_members: dict[tuple[int, ...], Variant] = {(): baseline}
     for r in range(1, len(changes) + 1):
-        for combo in itertools.combinations(changes, r):
-            subsets.append(make("+".join(c.name for c in combo), list(combo)))
-    return make("baseline", []), subsets
+        for combo in itertools.combinations(range(len(changes)), r):
+            chosen = [changes[i] for i in combo]
+            by_members[combo] = make("+".join(c.name for c in chosen), chosen)
+    contrasts = []
+    for i, change in enumerate(changes):
+        pairs = tuple(
+            Pair(v.name, by_members[tuple(m for m in members if m != i)].name)
+            for members, v in by_members.items()
+            if i in members
+        )
+        contrasts.append(Contrast(change, pairs))
+    return Plan(baseline, [v for m, v in by_members.items() if m], contrasts)
 
 
 def _variant_dir(name: str) -> str:
     safe = re.sub(r"[^A-Za-z0-9._+-]", "_", name)
     return safe[:120] or "variant"
+
+
+class Job(NamedTuple):
+    """One run of the study: an arm's recipe at one seed, and its run directory."""
+
+    variant: str
+    seed: int
+    recipe: dict[str, Any]
+    out: Path
 
 
 def _job(recipe: dict[str, Any], out: str, study: str, threads: int | None) -> dict[str, Any]:
@@ -266,8 +348,29 @@ def _job(recipe: dict[str, Any], out: str, study: str, threads: int | None) -> d
     }
 
 
+class _Tally:
+    """Records finished jobs into `results` and reports progress, from any thread."""
+
+    def __init__(
+        self,
+        results: dict[tuple[str, int], dict[str, Any]],
+        total: int,
+        progress: Callable[[int, int], None] | None,
+    ) -> None:
+        self.results, self.total, self.progress = results, total, progress
+        self.done = 0
+        self.lock = threading.RLock()  # also guards the queue of pending jobs
+
+    def __call__(self, job: Job, value: dict[str, Any]) -> None:
+        with self.lock:
+            self.results[(job.variant, job.seed)] = value
+            self.done += 1
+            if self.progress:
+                self.progress(self.done, self.total)
+
+
 def run_jobs(
-    jobs: list[tuple[str, int, dict[str, Any], Path]],
+    jobs: list[Job],
     study: str,
     workers: int,
     threads: int | None,
@@ -281,68 +384,118 @@ def run_jobs(
     3 s each) this one is already training. Pool workers pull the next job as soon as they
     finish one, from the same queue.
     """
-    total, lock = len(jobs), threading.RLock()
-    done = [0]
-
-    def finished(key: tuple[str, int], value: dict[str, Any]) -> None:
-        with lock:
-            results[key] = value
-            done[0] += 1
-            if progress:
-                progress(done[0], total)
-
+    tally = _Tally(results, len(jobs), progress)
     pending = deque(jobs)
     if workers <= 1:
         while pending:
-            vname, s, r, out = pending.popleft()
-            finished((vname, s), _job(r, str(out), study, threads))
+            job = pending.popleft()
+            tally(job, _job(job.recipe, str(job.out), study, threads))
         return
-    import multiprocessing
+    _run_pool(pending, tally, study, workers, threads)
 
-    import torch
+
+def _run_pool(
+    pending: deque[Job], tally: _Tally, study: str, workers: int, threads: int | None
+) -> None:
+    """`workers - 1` spawned processes and this one drain `pending`; the first error wins."""
+    import multiprocessing
 
     errors: list[BaseException] = []
     futures: list[Future] = []
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx) as pool:
 
-        def submit_next(_: Future | None = None) -> None:
-            with lock:  # popped and submitted together: the final wait below sees it
+        def submit_next() -> None:
+            with tally.lock:  # popped and submitted together: the final wait below sees it
                 if not pending or errors:
                     return
-                vname, s, r, out = pending.popleft()
-                fut = pool.submit(_job, r, str(out), study, threads)
+                job = pending.popleft()
+                fut = pool.submit(_job, job.recipe, str(job.out), study, threads)
                 futures.append(fut)
 
-            def collect(f: Future, key=(vname, s)) -> None:
+            def collect(f: Future, job: Job = job) -> None:
                 if f.exception() is not None:
                     errors.append(f.exception())
                 else:
-                    finished(key, f.result())
+                    tally(job, f.result())
                 submit_next()
 
             fut.add_done_callback(collect)
 
         for _ in range(workers - 1):
             submit_next()
-        default_threads = torch.get_num_threads()
-        try:
-            while not errors:
-                with lock:
-                    if not pending:
-                        break
-                    vname, s, r, out = pending.popleft()
-                finished((vname, s), _job(r, str(out), study, threads))
-        finally:
-            torch.set_num_threads(default_threads)
-        while True:  # the callbacks may still be submitting the last jobs
-            with lock:
-                running = [f for f in futures if not f.done()]
-            if not running:
-                break
-            wait(running)
+        _train_here(pending, tally, study, threads, errors)
+        _wait_for(futures, tally.lock)
     if errors:
         raise errors[0]
+
+
+def _train_here(
+    pending: deque[Job],
+    tally: _Tally,
+    study: str,
+    threads: int | None,
+    errors: list[BaseException],
+) -> None:
+    """This process trains from the same queue until it is empty or a worker failed."""
+    import torch
+
+    default_threads = torch.get_num_threads()
+    try:
+        while not errors:
+            with tally.lock:
+                if not pending:
+                    break
+                job = pending.popleft()
+            tally(job, _job(job.recipe, str(job.out), study, threads))
+    finally:
+        torch.set_num_threads(default_threads)
+
+
+def _wait_for(futures: list[Future], lock: threading.RLock) -> None:
+    while True:  # the callbacks may still be submitting the last jobs
+        with lock:
+            running = [f for f in futures if not f.done()]
+        if not running:
+            break
+        wait(running)
+
+
+@dataclass(frozen=True)
+class AblateOptions:
+    """How an ablation study runs: its arms, seeds, parallelism and where it lives.
+
+    `trainlab ablate` builds one from its flags; `ablate(recipe, techniques, options)` (or
+    its fields as keywords, `ablate(recipe, ["ema"], seeds=5)`) takes it.
+    """
+
+    overrides: list[str] | dict[str, Any] | None = None
+    """Dotted-key overrides applied to the recipe before any change (`--set k=v`)."""
+    variants: Sequence[Change] = ()
+    """Named sets of overrides that `techniques` may name (`--variant NAME:k=v`)."""
+    mode: str = "add-one"
+    """add-one (each change alone vs the baseline), leave-one-out (all vs all but one) or
+    factorial (every subset; main effects)."""
+    seeds: int = 3
+    """Seeds per arm, the same ones for every arm; at least 2 to measure a spread."""
+    workers: int = 1
+    """Runs trained at the same time (this process plus `workers - 1` spawned ones)."""
+    study: str | None = None
+    """Study name (default `ablate-RECIPE-HASH`); the same name resumes the study."""
+    metric: str | None = None
+    """Validation metric that judges (default val_accuracy, or val_rmse for regression)."""
+    force: bool = False
+    """Allow a factorial study above FACTORIAL_LIMIT runs."""
+    runs_root: Path | None = None
+    """Folder that holds `studies/` (default: the run store's root)."""
+
+    def check(self) -> None:
+        """RecipeError, on one line, for a value no study can run with."""
+        if self.seeds < 2:
+            raise RecipeError(
+                "--seeds must be at least 2 to measure a spread (5 is a good default)"
+            )
+        _check_mode(self.mode)
 
 
 @dataclass
@@ -376,80 +529,122 @@ class StudyResult:
         }
 
 
+@dataclass(frozen=True)
+class AblationSetup:
+    """A planned study: its name and folder, the metric that judges, the seeds, the arms."""
+
+    name: str
+    root: Path
+    mode: str
+    metric: str
+    seeds: list[int]
+    plan: Plan
+
+    @property
+    def test_metric(self) -> str:
+        """The test-split twin of the metric, reported beside it and never used to judge."""
+        return "test_" + self.metric.removeprefix("val_")
+
+    def jobs(self) -> list[Job]:
+        """Every arm at every seed, the reference arm first."""
+        return [
+            Job(v.name, s, apply_overrides(v.recipe, {"train.seed": s}), self.run_dir(v, s))
+            for v in self.plan.arms
+            for s in self.seeds
+        ]
+
+    def run_dir(self, variant: Variant, seed: int) -> Path:
+        """Where an arm's run at one seed lives."""
+        return self.root / _variant_dir(variant.name) / f"seed-{seed}"
+
+
 def ablate(
     recipe: RecipeLike,
     techniques: list[str],
+    options: AblateOptions | None = None,
     *,
-    overrides: list[str] | dict | None = None,
-    variants: list[Change] | None = None,
-    mode: str = "add-one",
-    seeds: int = 3,
-    workers: int = 1,
-    study: str | None = None,
-    metric: str | None = None,
-    force: bool = False,
-    runs_root: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    **fields: Any,
 ) -> StudyResult:
-    """Run (or resume) an ablation study and return its statistics."""
+    """Run (or resume) an ablation study and return its statistics.
+
+    `fields` are `AblateOptions` fields that replace those of `options` (or the defaults);
+    `progress(done, total)` is called as runs finish.
+    """
+    options = dataclasses.replace(options or AblateOptions(), **fields)
+    setup = _setup_study(recipe, techniques, options)
+    jobs = setup.jobs()
+    reused = sum(1 for job in jobs if _finished(job.out))
+    results: dict[tuple[str, int], dict[str, Any]] = {}
+    workers = options.workers
+    threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
+    run_jobs(jobs, setup.name, workers, threads, results, progress)
+
+    result = _analyse(setup, results)
+    result.runs_reused = reused
+    result.runs_trained = len(jobs) - reused
+    results = json.dumps(result.to_dict(), indent=2, default=float)
+    atomic_write_text(setup.root / "results.json", results)
+    return result
+
+
+def _setup_study(
+    recipe: RecipeLike, techniques: list[str], options: AblateOptions
+) -> AblationSetup:
+    """Validate everything, plan the arms and claim the study folder, before any training."""
     from trainlab.store.index import default_runs_root
 
-    base = load_recipe(recipe, overrides)
+    base = load_recipe(recipe, options.overrides)
     base.require_validation("ablate")
     base_dict = base.to_dict()
-    changes = resolve_changes(techniques, base_dict, variants)
-    if seeds < 2:
-        raise RecipeError("--seeds must be at least 2 to measure a spread (5 is a good default)")
-    seed_list = [base.train.seed + i for i in range(seeds)]
-    baseline, others = plan_variants(base_dict, changes, mode, force, seeds)
-    for v in [baseline, *others]:
+    changes = resolve_changes(techniques, base_dict, list(options.variants))
+    options.check()
+    seeds = [base.train.seed + i for i in range(options.seeds)]
+    plan = plan_variants(base_dict, changes, options.mode, options.force, options.seeds)
+    for v in plan.arms:
         validate_recipe(v.recipe, f"variant '{v.name}'")  # fail before any training
-    name = study or f"ablate-{base.name}-{recipe_hash(base)[:8]}"
+    name = options.study or f"ablate-{base.name}-{recipe_hash(base)[:8]}"
     try:
         check_safe_name(name, "study name")
     except ValueError as exc:
         raise RunError(str(exc)) from None
-    root = Path(runs_root or default_runs_root()) / "studies" / name
+    root = Path(options.runs_root or default_runs_root()) / "studies" / name
     spec = {
         "kind": "ablate",
         "recipe_hash": recipe_hash(base),
-        "mode": mode,
+        "mode": options.mode,
         "changes": [c.describe() or c.name for c in changes],
         "change_names": [c.name for c in changes],
     }
     _check_study_spec(root, spec)
-    metric = metric or _default_metric(base)
-
-    jobs = []
-    for v in [baseline, *others]:
-        for s in seed_list:
-            r = apply_overrides(v.recipe, {"train.seed": s})
-            out = root / _variant_dir(v.name) / f"seed-{s}"
-            jobs.append((v.name, s, r, out))
-    reused = sum(1 for *_, out in jobs if _finished(out))
-    results: dict[tuple[str, int], dict[str, Any]] = {}
-    threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
-    run_jobs(jobs, name, workers, threads, results, progress)
-
-    result = _analyse(name, root, mode, metric, seed_list, baseline, others, changes, results)
-    result.runs_reused = reused
-    result.runs_trained = len(jobs) - reused
-    (root / "results.json").write_text(json.dumps(result.to_dict(), indent=2, default=float))
-    return result
+    metric = options.metric or _default_metric(base)
+    return AblationSetup(name, root, options.mode, metric, seeds, plan)
 
 
 def _finished(out: Path) -> bool:
     info = out / "run.json"
     if not info.is_file():
         return False
-    return json.loads(info.read_text()).get("status") in ("completed", "stopped", "diverged")
+    return json.loads(info.read_text()).get("status") in FINISHED
 
 
-def _default_metric(recipe) -> str:
-    from trainlab import setup
+def _default_metric(recipe: Recipe) -> str:
+    """val_accuracy for classification, val_rmse for regression.
 
-    data = setup.load_dataset(recipe)
-    return "val_accuracy" if data.task == "classification" else "val_rmse"
+    The task is known from the recipe: the loss's target, else the dataset's registered
+    task; only a file loader (csv…), whose task the data decides, is loaded to find out.
+    """
+    loss = recipe.train.loss
+    if loss is not None:
+        regression = loss.entry.metadata.get("target") == "regression"
+        task = "regression" if regression else "classification"
+    else:
+        task = recipe.data.dataset.entry.metadata.get("task")
+        if task not in ("classification", "regression"):
+            from trainlab import setup
+
+            task = setup.load_dataset(recipe).task
+    return "val_accuracy" if task == "classification" else "val_rmse"
 
 
 def _check_study_spec(root: Path, spec: dict[str, Any]) -> None:
@@ -463,7 +658,7 @@ def _check_study_spec(root: Path, spec: dict[str, Any]) -> None:
             )
         return
     root.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(spec, indent=2))
+    atomic_write_text(path, json.dumps(spec, indent=2))
 
 
 def _values(results, vname: str, seeds: list[int], key: str) -> list[float]:
@@ -479,81 +674,79 @@ def _mean(values: list[float | None]) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-def _analyse(name, root, mode, metric, seeds, baseline, others, changes, results) -> StudyResult:
-    up = stats.higher_is_better(metric)
-    test_metric = "test_" + metric.removeprefix("val_")
-
-    def arm(v: Variant) -> dict[str, Any]:
-        vals = _values(results, v.name, seeds, metric)
-        tests = _values(results, v.name, seeds, test_metric)
-        runs = [results[(v.name, s)] for s in seeds]
-        return {
-            "variant": v.name,
-            "values": vals,
-            "test_values": tests,
-            "summary": stats.summarize(vals).to_dict(),
-            "test": stats.summarize(tests).to_dict(),
-            "fit_seconds": _mean([r["fit_seconds"] for r in runs]),
-            "parameters": runs[0]["parameters"],
-            "statuses": [r["status"] for r in runs],
-        }
-
-    base_arm = arm(baseline)
-    result = StudyResult(name, root, mode, metric, seeds, base_arm)
-    arms = {v.name: arm(v) for v in others}
-    for change in changes:
-        if mode == "add-one":
-            with_c, without = [arms[change.name]], [base_arm]
-        elif mode == "leave-one-out":
-            with_c, without = [base_arm], [arms[f"all-minus-{change.name}"]]
-        else:
-            with_c, without = [], []
-            for v in others:
-                names = [c.name for c in v.changes]
-                if change.name in names:
-                    rest = [n for n in names if n != change.name]
-                    with_c.append(arms[v.name])
-                    without.append(arms["+".join(rest)] if rest else base_arm)
-        # average over the pairs (factorial main effect), per seed
-        w = [_mean([a["values"][i] for a in with_c]) for i in range(len(seeds))]
-        wo = [_mean([a["values"][i] for a in without]) for i in range(len(seeds))]
-        wt = [_mean([a["test_values"][i] for a in with_c]) for i in range(len(seeds))]
-        wot = [_mean([a["test_values"][i] for a in without]) for i in range(len(seeds))]
-        test_diff = None
-        if None not in wt + wot:
-            test_diff = stats.paired_difference(wt, wot)
-        if any(x is None for x in w + wo):
-            row_diff = None
-            verdict = "failed runs"
-        else:
-            row_diff = stats.paired_difference(w, wo)
-            verdict = stats.verdict(row_diff, up)
-        time_ratio = None
-        if with_c[0]["fit_seconds"] and without[0]["fit_seconds"]:
-            time_ratio = with_c[0]["fit_seconds"] / without[0]["fit_seconds"]
-        result.rows.append(
-            {
-                "technique": change.name,
-                "change": change.describe(),
-                "verdict": verdict,
-                "effect": row_diff.to_dict() if row_diff else None,
-                "with": stats.summarize(w).to_dict() if None not in w else None,
-                "without": stats.summarize(wo).to_dict() if None not in wo else None,
-                # reported beside the verdict, never used for it
-                "test_effect": test_diff.mean if test_diff else None,
-                "test_paired": (
-                    {**test_diff.to_dict(), "verdict": stats.verdict(test_diff, up)}
-                    if test_diff
-                    else None
-                ),
-                "time_ratio": time_ratio,
-                "parameters_with": with_c[0]["parameters"],
-                "parameters_without": without[0]["parameters"],
-            }
-        )
+def _analyse(setup: AblationSetup, results: dict[tuple[str, int], dict[str, Any]]) -> StudyResult:
+    """Summaries of every arm, then one row per change from its pairs, best effect first."""
+    up = stats.higher_is_better(setup.metric)
+    plan = setup.plan
+    base_arm = _arm(plan.reference, setup, results)
+    result = StudyResult(setup.name, setup.root, setup.mode, setup.metric, setup.seeds, base_arm)
+    arms = {v.name: _arm(v, setup, results) for v in plan.variants}
+    by_name = {plan.reference.name: base_arm, **arms}
+    result.rows = [_effect_row(c, by_name, len(setup.seeds), up) for c in plan.contrasts]
     sign = 1 if up else -1
     result.rows.sort(
         key=lambda r: (r["effect"] is None, -sign * (r["effect"] or {}).get("mean", 0))
     )
     result.arms = arms
     return result
+
+
+def _arm(
+    v: Variant, setup: AblationSetup, results: dict[tuple[str, int], dict[str, Any]]
+) -> dict[str, Any]:
+    """One arm's per-seed values (validation and test), their summaries, cost and statuses."""
+    vals = _values(results, v.name, setup.seeds, setup.metric)
+    tests = _values(results, v.name, setup.seeds, setup.test_metric)
+    runs = [results[(v.name, s)] for s in setup.seeds]
+    return {
+        "variant": v.name,
+        "values": vals,
+        "test_values": tests,
+        "summary": stats.summarize(vals).to_dict(),
+        "test": stats.summarize(tests).to_dict(),
+        "fit_seconds": _mean([r["fit_seconds"] for r in runs]),
+        "parameters": runs[0]["parameters"],
+        "statuses": [r["status"] for r in runs],
+    }
+
+
+def _per_seed(arms: list[dict[str, Any]], key: str, n_seeds: int) -> list[float | None]:
+    """Per seed, the mean of `key` over the arms (a factorial main effect averages pairs)."""
+    return [_mean([a[key][i] for a in arms]) for i in range(n_seeds)]
+
+
+def _effect_row(
+    contrast: Contrast, arms: dict[str, dict[str, Any]], n_seeds: int, up: bool
+) -> dict[str, Any]:
+    """The paired effect of one change, with its test-split twin and its cost."""
+    with_c = [arms[p.with_arm] for p in contrast.pairs]
+    without = [arms[p.without_arm] for p in contrast.pairs]
+    w, wo = _per_seed(with_c, "values", n_seeds), _per_seed(without, "values", n_seeds)
+    wt = _per_seed(with_c, "test_values", n_seeds)
+    wot = _per_seed(without, "test_values", n_seeds)
+    test_diff = stats.paired_difference(wt, wot) if None not in wt + wot else None
+    if any(x is None for x in w + wo):
+        row_diff, verdict = None, "failed runs"
+    else:
+        row_diff = stats.paired_difference(w, wo)
+        verdict = stats.verdict(row_diff, up)
+    time_ratio = None
+    if with_c[0]["fit_seconds"] and without[0]["fit_seconds"]:
+        time_ratio = with_c[0]["fit_seconds"] / without[0]["fit_seconds"]
+    change = contrast.change
+    return {
+        "technique": change.name,
+        "change": change.describe(),
+        "verdict": verdict,
+        "effect": row_diff.to_dict() if row_diff else None,
+        "with": stats.summarize(w).to_dict() if None not in w else None,
+        "without": stats.summarize(wo).to_dict() if None not in wo else None,
+        # reported beside the verdict, never used for it
+        "test_effect": test_diff.mean if test_diff else None,
+        "test_paired": (
+            {**test_diff.to_dict(), "verdict": stats.verdict(test_diff, up)} if test_diff else None
+        ),
+        "time_ratio": time_ratio,
+        "parameters_with": with_c[0]["parameters"],
+        "parameters_without": without[0]["parameters"],
+    }

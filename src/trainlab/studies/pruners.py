@@ -12,7 +12,7 @@ from typing import Any
 import optuna
 from pydantic import Field
 
-from trainlab.config.base import StrictModel
+from trainlab.params import StrictModel
 from trainlab.registry import NoParams, Registry
 
 

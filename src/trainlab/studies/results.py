@@ -7,14 +7,19 @@ machines still work on a shared PostgreSQL study) and overwrites its files.
 from __future__ import annotations
 
 import csv
+import io
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from trainlab.config.loading import apply_overrides, dump_recipe
+from trainlab.config.schema import validate_recipe
 from trainlab.errors import TrainlabError
+from trainlab.fileio import atomic_write_text
 
 if TYPE_CHECKING:
     from trainlab.studies.tune import TuneConfig
@@ -44,11 +49,12 @@ def write_pareto_csv(rows: list[dict[str, Any]], path: Path) -> Path:
     columns: list[str] = []
     for row in rows:
         columns += [c for c in row if c not in columns]
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _cell(v) for k, v in row.items()})
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(v) for k, v in row.items()})
+    atomic_write_text(path, buffer.getvalue())
     return path
 
 
@@ -76,7 +82,7 @@ def write_plots(cfg: TuneConfig, study: optuna.Study, folder: Path) -> dict[str,
         "importances": lambda: ovm.plot_param_importances(study, **kw),
         "parallel_coordinates": lambda: ovm.plot_parallel_coordinate(study, **kw),
     }
-    if cfg.pruner != "none" and not cfg.multi:
+    if cfg.options.pruner != "none" and not cfg.multi:
         plots["intermediate_values"] = lambda: ovm.plot_intermediate_values(study)
     if cfg.multi and len(cfg.objectives) in (2, 3):
         plots["pareto_front"] = lambda: ovm.plot_pareto_front(
@@ -101,19 +107,55 @@ def write_plots(cfg: TuneConfig, study: optuna.Study, folder: Path) -> dict[str,
     return written
 
 
+def counts_by_state(trials: list[FrozenTrial]) -> dict[str, int]:
+    """{'complete': 12, 'pruned': 7, 'fail': 1, …} (every state present, zeros included)."""
+    counts = Counter(t.state.name.lower() for t in trials)
+    return {s.name.lower(): counts.get(s.name.lower(), 0) for s in TrialState}
+
+
+def dump_best_recipe(cfg: TuneConfig, overrides: dict[str, Any], path: Path, note: str) -> Path:
+    """Write the recipe with `overrides` applied, ready for `trainlab train`."""
+    data = apply_overrides(cfg.recipe, overrides)
+    data["name"] = f"{cfg.recipe.get('name', 'run')}-best"
+    recipe = validate_recipe(data, str(path))
+    header = "".join(f"# {line}\n" for line in note.splitlines())
+    atomic_write_text(path, header + dump_recipe(recipe))
+    return path
+
+
 def write_results(
     study: optuna.Study, cfg: TuneConfig, *, final: bool = True, plots: bool = True
 ) -> dict[str, Any]:
     """Write best_recipe.yaml (+ pareto.csv, plots/), train and test the best recipe."""
-    from trainlab.studies.tune import counts_by_state, dump_best_recipe
-
     trials = study.get_trials(deepcopy=False)
-    data: dict[str, Any] = {
+    data = _header(cfg, trials)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    if not complete:
+        data["message"] = "no trial completed yet; nothing to recommend"
+        return data
+    best, note = _best(cfg, study, complete, data)
+    params = _decoded(cfg, best)
+    data["best_trial"] = best.number
+    data["best_params"] = params
+    path = dump_best_recipe(
+        cfg, params, cfg.out / "best_recipe.yaml", note + "\nTrain it: trainlab train THIS_FILE"
+    )
+    data["best_recipe"] = str(path)
+    if plots:
+        data["plots"] = write_plots(cfg, study, cfg.out / "plots")
+    if final:
+        data["best_run"] = _train_best(cfg, path, best.number)
+    return data
+
+
+def _header(cfg: TuneConfig, trials: list[FrozenTrial]) -> dict[str, Any]:
+    """The study's settings and counts; the best-* keys are filled in once one is known."""
+    return {
         "study": cfg.study_name,
         "storage": cfg.storage.describe(),
         "out": str(cfg.out),
-        "sampler": cfg.sampler,
-        "pruner": cfg.pruner,
+        "sampler": cfg.options.sampler,
+        "pruner": cfg.options.pruner,
         "objectives": [o.spec() for o in cfg.objectives],
         "trials": counts_by_state(trials),
         "n_trials": len(trials),
@@ -125,10 +167,12 @@ def write_results(
         "best_recipe": None,
         "best_run": None,
     }
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    if not complete:
-        data["message"] = "no trial completed yet; nothing to recommend"
-        return data
+
+
+def _best(
+    cfg: TuneConfig, study: optuna.Study, complete: list[FrozenTrial], data: dict[str, Any]
+) -> tuple[FrozenTrial, str]:
+    """The trial to recommend and a note saying why; its values (and the front) go to `data`."""
     if cfg.multi:
         rows = pareto_rows(cfg, study)
         data["pareto"] = rows
@@ -136,41 +180,26 @@ def write_results(
         best = next(t for t in complete if t.number == rows[0]["trial"])
         data["best_values"] = list(best.values)
         data["best_value"] = best.values[0]
-        note = (
+        return best, (
             f"Pareto-optimal trial {best.number} of study {cfg.study_name} (best "
             f"{cfg.objectives[0].metric} on the front); the whole front is in pareto.csv"
         )
-    else:
-        best = study.best_trial
-        data["best_value"] = best.value
-        note = (
-            f"Best trial {best.number} of study {cfg.study_name}: "
-            f"{cfg.objectives[0].metric} = {best.value:.6g} (validation)"
-        )
-    params = _decoded(cfg, best)
-    data["best_trial"] = best.number
-    data["best_params"] = params
-    path = dump_best_recipe(
-        cfg, params, cfg.out / "best_recipe.yaml", note + "\nTrain it: trainlab train THIS_FILE"
+    best = study.best_trial
+    data["best_value"] = best.value
+    return best, (
+        f"Best trial {best.number} of study {cfg.study_name}: "
+        f"{cfg.objectives[0].metric} = {best.value:.6g} (validation)"
     )
-    data["best_recipe"] = str(path)
-    if plots:
-        data["plots"] = write_plots(cfg, study, cfg.out / "plots")
-    if final:
-        from trainlab.runs import train
 
-        try:
-            run = train(
-                path,
-                out=cfg.out / f"best-trial-{best.number:04d}",
-                quiet=True,
-                study=cfg.study_name,
-            )
-            data["best_run"] = {
-                "run_dir": str(run.run_dir),
-                "status": run.status,
-                "metrics": run.metrics,
-            }
-        except TrainlabError as exc:
-            data["best_run"] = {"error": str(exc)}
-    return data
+
+def _train_best(cfg: TuneConfig, path: Path, number: int) -> dict[str, Any]:
+    """Train the best recipe once more, this time tested; an error is reported, not raised."""
+    from trainlab.runs import train
+
+    try:
+        run = train(
+            path, out=cfg.out / f"best-trial-{number:04d}", quiet=True, study=cfg.study_name
+        )
+    except TrainlabError as exc:
+        return {"error": str(exc)}
+    return {"run_dir": str(run.run_dir), "status": run.status, "metrics": run.metrics}

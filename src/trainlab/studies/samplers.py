@@ -25,8 +25,8 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 from pydantic import Field
 
-from trainlab.config.base import StrictModel
 from trainlab.errors import RecipeError
+from trainlab.params import StrictModel
 from trainlab.registry import NoParams, Registry
 from trainlab.studies.space import SearchSpace
 

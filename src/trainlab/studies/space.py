@@ -264,6 +264,16 @@ def _number(value: Any, key: str, what: str, source: str) -> float:
 
 def parse_param(key: str, spec: Any, source: str = "search space") -> Param:
     """One entry of a space file into a `Param`; RecipeError naming the key and the fix."""
+    spec = _spec_mapping(key, spec, source)
+    kind = _kind(key, spec, source)
+    when = _parse_when(key, spec.get("when"), source)
+    if kind == "categorical":
+        return _categorical(key, spec, when, source)
+    return _numeric_range(key, kind, spec, when, source)
+
+
+def _spec_mapping(key: Any, spec: Any, source: str) -> dict[str, Any]:
+    """The entry as a mapping of known fields (a bare list is shorthand for choices)."""
     if not isinstance(key, str) or not key or any(not part for part in key.split(".")):
         raise RecipeError(f"{source}: {key!r} is not a dotted recipe key (e.g. train.lr)")
     if isinstance(spec, list):
@@ -279,6 +289,11 @@ def parse_param(key: str, spec: Any, source: str = "search space") -> Param:
             f"{source}: '{key}' has unknown field '{unknown[0]}'; allowed: "
             f"{', '.join(sorted(SPEC_KEYS))}"
         )
+    return spec
+
+
+def _kind(key: str, spec: dict[str, Any], source: str) -> str:
+    """The declared `type`, or the one the fields imply (integer bounds and step → int)."""
     kind = spec.get("type")
     if kind is None:
         if "choices" in spec:
@@ -296,17 +311,26 @@ def parse_param(key: str, spec: Any, source: str = "search space") -> Param:
         raise RecipeError(
             f"{source}: '{key}'.type must be one of {', '.join(KINDS)} (got {kind!r})"
         )
-    when = _parse_when(key, spec.get("when"), source)
-    if kind == "categorical":
-        choices = spec.get("choices")
-        if not isinstance(choices, list) or not choices:
-            raise RecipeError(f"{source}: '{key}'.choices must be a non-empty list")
-        encoded = [encode(c) for c in choices]
-        if len(set(map(json.dumps, encoded))) != len(encoded):
-            raise RecipeError(f"{source}: '{key}'.choices has duplicates")
-        if "grid" in spec or "low" in spec or "high" in spec:
-            raise RecipeError(f"{source}: '{key}' is categorical; use only `choices`")
-        return Param(key, kind, choices=tuple(choices), when=when)
+    return kind
+
+
+def _categorical(
+    key: str, spec: dict[str, Any], when: dict[str, tuple[Any, ...]], source: str
+) -> Param:
+    choices = spec.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise RecipeError(f"{source}: '{key}'.choices must be a non-empty list")
+    encoded = [encode(c) for c in choices]
+    if len(set(map(json.dumps, encoded))) != len(encoded):
+        raise RecipeError(f"{source}: '{key}'.choices has duplicates")
+    if "grid" in spec or "low" in spec or "high" in spec:
+        raise RecipeError(f"{source}: '{key}' is categorical; use only `choices`")
+    return Param(key, "categorical", choices=tuple(choices), when=when)
+
+
+def _numeric_range(
+    key: str, kind: str, spec: dict[str, Any], when: dict[str, tuple[Any, ...]], source: str
+) -> Param:
     for needed in ("low", "high"):
         if needed not in spec:
             raise RecipeError(f"{source}: '{key}' needs `{needed}:` (a {kind} range)")
@@ -327,25 +351,35 @@ def parse_param(key: str, spec: Any, source: str = "search space") -> Param:
     if log and low <= 0:
         raise RecipeError(f"{source}: '{key}' is log-scaled; low must be > 0 (got {low})")
     if step is not None:
-        step = _number(step, key, "step", source)
-        if step <= 0 or step > high - low:
-            raise RecipeError(
-                f"{source}: '{key}'.step must be > 0 and at most high - low (got {step})"
-            )
-        if log:
-            raise RecipeError(f"{source}: '{key}': `step` and `log` cannot be combined")
-    grid = spec.get("grid")
-    if grid is not None:
-        if not isinstance(grid, list) or not grid:
-            raise RecipeError(f"{source}: '{key}'.grid must be a non-empty list of values")
-        for g in grid:
-            _number(g, key, "grid", source)
-            if not low <= g <= high:
-                raise RecipeError(f"{source}: '{key}'.grid value {g} lies outside [{low}, {high}]")
-        grid = tuple(int(g) for g in grid) if kind == "int" else tuple(float(g) for g in grid)
+        step = _step(step, low, high, log, key, source)
+    grid = _grid(spec.get("grid"), kind, low, high, key, source)
     if kind == "float":
         low, high = float(low), float(high)
     return Param(key, kind, low, high, log, step, (), when, grid)
+
+
+def _step(step: Any, low: float, high: float, log: bool, key: str, source: str) -> float:
+    step = _number(step, key, "step", source)
+    if step <= 0 or step > high - low:
+        raise RecipeError(f"{source}: '{key}'.step must be > 0 and at most high - low (got {step})")
+    if log:
+        raise RecipeError(f"{source}: '{key}': `step` and `log` cannot be combined")
+    return step
+
+
+def _grid(
+    grid: Any, kind: str, low: float, high: float, key: str, source: str
+) -> tuple[Any, ...] | None:
+    """The grid sampler's values of a numeric range, each checked to lie inside it."""
+    if grid is None:
+        return None
+    if not isinstance(grid, list) or not grid:
+        raise RecipeError(f"{source}: '{key}'.grid must be a non-empty list of values")
+    for g in grid:
+        _number(g, key, "grid", source)
+        if not low <= g <= high:
+            raise RecipeError(f"{source}: '{key}'.grid value {g} lies outside [{low}, {high}]")
+    return tuple(int(g) for g in grid) if kind == "int" else tuple(float(g) for g in grid)
 
 
 def _parse_when(key: str, when: Any, source: str) -> dict[str, tuple[Any, ...]]:

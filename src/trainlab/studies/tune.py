@@ -13,13 +13,14 @@ storage; `--trials N` is the study's total, so re-running the same command conti
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
 import sys
 import time
 import warnings
-from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,15 +32,17 @@ from optuna.trial import FrozenTrial, TrialState
 from trainlab.config.loading import (
     RecipeLike,
     apply_overrides,
-    dump_recipe,
     load_recipe,
     recipe_hash,
 )
-from trainlab.config.schema import check_safe_name, validate_recipe
+from trainlab.config.schema import Recipe, validate_recipe
 from trainlab.engine.events import StopFit, StopReason
+from trainlab.engine.order import Slot
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
 from trainlab.errors import RecipeError, TrainlabError
+from trainlab.fileio import atomic_write_text
+from trainlab.names import check_safe_name
 from trainlab.store.index import default_runs_root
 from trainlab.studies.objectives import Objective, cost_metrics, finite, parse_objectives
 from trainlab.studies.pruners import PrunerContext, build_pruner
@@ -68,7 +71,7 @@ class TrialReporter(Technique):
     already trained are reported again at fit start, so the pruner sees the whole curve.
     """
 
-    order = 400
+    order = Slot.TUNE_REPORT
 
     def __init__(self, trial: optuna.Trial, metric: str) -> None:
         self.trial = trial
@@ -94,26 +97,75 @@ class TrialReporter(Technique):
         return True
 
 
-@dataclass
-class TuneConfig:
-    """Everything a worker process needs (picklable)."""
+@dataclass(frozen=True)
+class TuneOptions:
+    """How a search runs: its budget, sampler and pruner, workers, storage and outputs.
 
+    `trainlab tune` builds one from its flags; `tune(recipe, space, options)` (or its fields
+    as keywords, `tune(recipe, space, trials=20, sampler="tpe")`) takes it.
+    """
+
+    trials: int = 20
+    """Trials the study should have in total; re-running continues up to this count."""
+    sampler: str = "tpe"
+    """grid, random, tpe, gp, cmaes, evolution or nsga2 (`studies.samplers`)."""
+    sampler_options: Mapping[str, Any] = field(default_factory=dict)
+    """Options of the sampler, e.g. {"population": 20}."""
+    pruner: str = "none"
+    """none, median, asha or hyperband (`studies.pruners`); prunes from epoch values."""
+    pruner_options: Mapping[str, Any] = field(default_factory=dict)
+    """Options of the pruner, e.g. {"reduction_factor": 2}."""
+    workers: int = 1
+    """Worker processes on this machine, sharing the study's storage."""
+    storage: str | None = None
+    """Journal file path or postgresql:// URL (default: a journal file in the study folder)."""
+    study: str | None = None
+    """Study name (default RECIPE-tune); the same name continues the study."""
+    objective: str | Sequence[str] | None = None
+    """val_accuracy, min:val_loss, params, latency_ms… (several: a multi-objective search)."""
+    out: str | Path | None = None
+    """Study folder (default: runs/studies/STUDY)."""
+    seed: int = 0
+    """Sampler seed."""
+    repeats: int = 1
+    """Average each trial over this many training seeds."""
+    cv: int | None = None
+    """Average each trial over k folds (default: the recipe's data.cv, if any)."""
+    timeout: float | None = None
+    """Stop starting trials after this many seconds."""
+    heartbeat_seconds: int = 10
+    """Seconds between heartbeats of running trials (a silent trial is re-queued)."""
+    max_retry: int = 2
+    """Times a trial whose worker died is retried."""
+    final: bool = True
+    """Train and test the best recipe at the end."""
+    plots: bool = True
+    """Write PNG plots of the study."""
+    quiet: bool = True
+    """No line per finished trial on standard error."""
+
+    def __post_init__(self) -> None:
+        # Plain dict copies: a caller's mapping (or None) never changes the options later.
+        for name in ("sampler_options", "pruner_options"):
+            object.__setattr__(self, name, dict(getattr(self, name) or {}))
+
+    def check(self) -> None:
+        """RecipeError, on one line, for a count no search can run with."""
+        if self.trials < 1 or self.workers < 1 or self.repeats < 1:
+            raise RecipeError("--trials, --workers and --repeats must be at least 1")
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """A search resolved against its recipe: everything a worker process needs (picklable)."""
+
+    options: TuneOptions  # with `cv` resolved (the recipe's data.cv when not given)
     recipe: dict[str, Any]
     space: SearchSpace
     objectives: list[Objective]
     study_name: str
-    out: Path
+    out: Path  # absolute
     storage: StorageSpec
-    sampler: str
-    sampler_options: dict[str, Any]
-    pruner: str
-    pruner_options: dict[str, Any]
-    trials: int
-    seed: int = 0
-    repeats: int = 1
-    cv: int | None = None
-    timeout: float | None = None
-    quiet: bool = True
 
     @property
     def multi(self) -> bool:
@@ -127,11 +179,12 @@ class TuneConfig:
 
     def variants(self) -> list[tuple[str, dict[str, Any]]]:
         """(sub-folder, extra overrides) of the runs one trial averages over."""
-        if self.cv:
-            return [(f"fold-{k}", {"data.cv": self.cv, "data.fold": k}) for k in range(self.cv)]
-        if self.repeats > 1:
+        cv, repeats = self.options.cv, self.options.repeats
+        if cv:
+            return [(f"fold-{k}", {"data.cv": cv, "data.fold": k}) for k in range(cv)]
+        if repeats > 1:
             base = int(self.recipe.get("train", {}).get("seed", 0))
-            return [(f"seed-{base + r}", {"train.seed": base + r}) for r in range(self.repeats)]
+            return [(f"seed-{base + r}", {"train.seed": base + r}) for r in range(repeats)]
         return [("", {})]
 
 
@@ -192,7 +245,7 @@ def _objective(
     shadow: optuna.Study | None,
 ) -> float | list[float]:
     report_to: optuna.Trial | None = None
-    if cfg.pruner != "none":
+    if cfg.options.pruner != "none":
         report_to = shadow.ask() if (cfg.multi and shadow is not None) else trial
     shadow_trial = report_to if report_to is not trial else None
     try:
@@ -225,8 +278,6 @@ def _run_trial(
     report_to: optuna.Trial | None,
 ) -> list[float]:
     """Train the trial's run(s); the objective values (first = mean over folds/seeds)."""
-    from trainlab.runs import train
-
     overrides = cfg.space.suggest(trial)
     twin = _complete_twin(study, trial)
     if twin is not None:
@@ -240,15 +291,43 @@ def _run_trial(
     # A retried trial continues the run directory (and checkpoint) of the one it replaces.
     root = cfg.out / f"trial-{int(system.get('failed_trial', trial.number)):04d}"
     trial.set_user_attr("run_dir", str(root))
-    primary = cfg.objectives[0]
+    runs = _train_trial(trial, cfg, overrides, root, report_to)
+    trial.set_user_attr("epochs", runs.epochs)
+    trial.set_user_attr("seconds", round(runs.seconds, 3))
+    if runs.last_metrics:
+        trial.set_user_attr("val_metrics", runs.last_metrics)
+    if runs.pruned:
+        raise optuna.TrialPruned(f"trial {trial.number} pruned")
+    return _objective_values(trial, cfg, runs)
+
+
+@dataclass
+class _TrialRuns:
+    """What the runs of one trial measured."""
+
+    first_run_dir: Path
+    values: list[float] = field(default_factory=list)  # the primary objective, per run
+    last_metrics: dict[str, float] = field(default_factory=dict)  # val_* of the last run
+    epochs: int = 0
+    seconds: float = 0.0
+    pruned: bool = False
+
+
+def _train_trial(
+    trial: optuna.Trial,
+    cfg: TuneConfig,
+    overrides: dict[str, Any],
+    root: Path,
+    report_to: optuna.Trial | None,
+) -> _TrialRuns:
+    """Train each fold (or seed) of a trial in turn, the first one reporting to the pruner."""
+    from trainlab.runs import train
+
+    primary = cfg.objectives[0].metric
+    runs = _TrialRuns(first_run_dir=root)
     started = time.perf_counter()
-    values: list[float] = []
-    epochs = 0
-    pruned = False
-    last_metrics: dict[str, float] = {}
-    first_run_dir = root
     for i, (sub, extra) in enumerate(cfg.variants()):
-        reporter = [TrialReporter(report_to, primary.metric)] if report_to and i == 0 else []
+        reporter = [TrialReporter(report_to, primary)] if report_to and i == 0 else []
         run = train(
             cfg.recipe,
             {**overrides, **extra},
@@ -258,34 +337,36 @@ def _run_trial(
             study=cfg.study_name,
             evaluate_test=False,
         )
-        epochs += int(run.info.get("epochs_completed") or 0)
+        runs.epochs += int(run.info.get("epochs_completed") or 0)
         if i == 0:
-            first_run_dir = run.run_dir
+            runs.first_run_dir = run.run_dir
         if run.stop_reason == StopReason.PRUNED.value:
-            pruned = True
+            runs.pruned = True
             break
-        if primary.metric not in run.metrics:
+        if primary not in run.metrics:
             raise TrialFailed(
-                f"trial {trial.number}: run {run.run_dir} has no '{primary.metric}' "
+                f"trial {trial.number}: run {run.run_dir} has no '{primary}' "
                 f"(status {run.status}); metrics: {', '.join(run.metrics) or 'none'}"
             )
-        values.append(float(run.metrics[primary.metric]))
-        last_metrics = {k: v for k, v in run.metrics.items() if k.startswith("val_")}
-    trial.set_user_attr("epochs", epochs)
-    trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
-    if last_metrics:
-        trial.set_user_attr("val_metrics", last_metrics)
-    if pruned:
-        raise optuna.TrialPruned(f"trial {trial.number} pruned")
-    value = sum(values) / len(values)
+        runs.values.append(float(run.metrics[primary]))
+        runs.last_metrics = {k: v for k, v in run.metrics.items() if k.startswith("val_")}
+    runs.seconds = time.perf_counter() - started
+    return runs
+
+
+def _objective_values(trial: optuna.Trial, cfg: TuneConfig, runs: _TrialRuns) -> list[float]:
+    """The primary objective's mean over the runs, then every other objective's value."""
+    primary = cfg.objectives[0]
+    value = sum(runs.values) / len(runs.values)
     if not finite(value):
         raise TrialFailed(f"trial {trial.number}: {primary.metric} is {value}")
-    if len(values) > 1:
-        trial.set_user_attr(f"{primary.metric}_folds", values)
+    if len(runs.values) > 1:
+        trial.set_user_attr(f"{primary.metric}_folds", runs.values)
     results = [value]
-    costs = cost_metrics(first_run_dir, [o.metric for o in cfg.objectives[1:] if not o.per_epoch])
+    wanted = [o.metric for o in cfg.objectives[1:] if not o.per_epoch]
+    costs = cost_metrics(runs.first_run_dir, wanted)
     for o in cfg.objectives[1:]:
-        v = costs.get(o.metric, last_metrics.get(o.metric))
+        v = costs.get(o.metric, runs.last_metrics.get(o.metric))
         if not finite(v):
             raise TrialFailed(f"trial {trial.number}: objective '{o.metric}' was not measured")
         results.append(float(v))
@@ -302,7 +383,7 @@ def _complete_twin(study: optuna.Study, trial: optuna.Trial) -> FrozenTrial | No
 
 def _progress(cfg: TuneConfig):
     def callback(study: optuna.Study, t: FrozenTrial) -> None:
-        if cfg.quiet:
+        if cfg.options.quiet:
             return
         shown = ", ".join(f"{v:.4f}" for v in t.values) if t.values else t.state.name.lower()
         params = ", ".join(f"{k}={v}" for k, v in cfg.space.overrides(t.params).items())
@@ -331,13 +412,12 @@ def run_worker(cfg: TuneConfig, worker: int = 0, threads: int | None = None) -> 
     storage = open_storage(cfg.storage)
     existing = optuna.load_study(study_name=cfg.study_name, storage=storage)
     n_existing = len(existing.get_trials(deepcopy=False))
-    seed = _worker_seed(cfg.seed, worker, n_existing)
+    o = cfg.options
+    seed = _worker_seed(o.seed, worker, n_existing)
     sampler = build_sampler(
-        cfg.sampler,
-        cfg.sampler_options,
-        SamplerContext(cfg.space, seed, len(cfg.objectives), cfg.seed),
+        o.sampler, o.sampler_options, SamplerContext(cfg.space, seed, len(cfg.objectives), o.seed)
     )
-    pruner = build_pruner(cfg.pruner, cfg.pruner_options, PrunerContext(_max_epochs(cfg)))
+    pruner = build_pruner(o.pruner, o.pruner_options, PrunerContext(_max_epochs(cfg)))
     study = optuna.load_study(
         study_name=cfg.study_name,
         storage=storage,
@@ -345,18 +425,18 @@ def run_worker(cfg: TuneConfig, worker: int = 0, threads: int | None = None) -> 
         pruner=optuna.pruners.NopPruner() if cfg.multi else pruner,
     )
     shadow = None
-    if cfg.multi and cfg.pruner != "none":
+    if cfg.multi and o.pruner != "none":
         shadow = optuna.load_study(study_name=cfg.shadow_name, storage=storage, pruner=pruner)
     started = time.monotonic()
     ran = 0
     while True:
         sweep_stale_trials(study, cfg.storage)
         used, waiting = _budget(study.get_trials(deepcopy=False))
-        if not waiting and used >= cfg.trials:
+        if not waiting and used >= o.trials:
             break
         if isinstance(sampler, GridPointSampler) and not waiting and sampler.remaining(study) <= 0:
             break
-        if cfg.timeout is not None and time.monotonic() - started > cfg.timeout:
+        if o.timeout is not None and time.monotonic() - started > o.timeout:
             break
         study.optimize(
             lambda t: _objective(t, cfg, study, shadow),
@@ -431,8 +511,8 @@ def _prepare_study(cfg: TuneConfig, recipe_digest: str) -> optuna.Study:
         "recipe_hash": recipe_digest,
         "space": cfg.space.digest(),
         "objectives": [o.spec() for o in cfg.objectives],
-        "cv": cfg.cv,
-        "repeats": cfg.repeats,
+        "cv": cfg.options.cv,
+        "repeats": cfg.options.repeats,
     }
     attrs = study.user_attrs
     if ATTR_PREFIX + "space" in attrs:
@@ -448,9 +528,9 @@ def _prepare_study(cfg: TuneConfig, recipe_digest: str) -> optuna.Study:
             study.set_user_attr(ATTR_PREFIX + key, value)
         study.set_user_attr(ATTR_PREFIX + "recipe", cfg.recipe)
         study.set_user_attr(ATTR_PREFIX + "space_keys", cfg.space.keys)
-        study.set_user_attr(ATTR_PREFIX + "sampler", cfg.sampler)
-        study.set_user_attr(ATTR_PREFIX + "pruner", cfg.pruner)
-    if cfg.multi and cfg.pruner != "none":
+        study.set_user_attr(ATTR_PREFIX + "sampler", cfg.options.sampler)
+        study.set_user_attr(ATTR_PREFIX + "pruner", cfg.options.pruner)
+    if cfg.multi and cfg.options.pruner != "none":
         optuna.create_study(
             study_name=cfg.shadow_name,
             storage=storage,
@@ -463,84 +543,73 @@ def _prepare_study(cfg: TuneConfig, recipe_digest: str) -> optuna.Study:
 def tune(
     recipe: RecipeLike,
     space: SearchSpace | dict | str | Path,
-    *,
-    trials: int = 20,
-    sampler: str = "tpe",
-    sampler_options: dict[str, Any] | None = None,
-    pruner: str = "none",
-    pruner_options: dict[str, Any] | None = None,
-    workers: int = 1,
-    storage: str | None = None,
-    study: str | None = None,
-    objective: str | list[str] | None = None,
-    out: str | Path | None = None,
-    seed: int = 0,
-    repeats: int = 1,
-    cv: int | None = None,
-    timeout: float | None = None,
-    heartbeat_seconds: int = 10,
-    max_retry: int = 2,
-    final: bool = True,
-    plots: bool = True,
-    quiet: bool = True,
+    options: TuneOptions | None = None,
+    **fields: Any,
 ) -> TuneResult:
     """Search `space` for the recipe's best hyper-parameters; see the module docstring.
 
+    `fields` are `TuneOptions` fields that replace those of `options` (or the defaults).
     Everything is validated before the first trial: the space against the recipe schema,
     the objectives, the sampler and pruner names and options, the storage URL.
     """
     started = time.perf_counter()
+    options = dataclasses.replace(options or TuneOptions(), **fields)
     base = load_recipe(recipe)
     base.require_validation("tune")
     space = load_space(space)
     space.validate(base)
-    if trials < 1 or workers < 1 or repeats < 1:
-        raise RecipeError("--trials, --workers and --repeats must be at least 1")
+    options.check()
+    options = _resolve_cv(options, base)
+    task = base.data.dataset.entry.metadata.get("task", "classification")
+    objectives = parse_objectives(options.objective, task)
+    name = options.study or f"{base.name}-tune"
+    try:
+        check_safe_name(name, "study name")
+    except ValueError as exc:
+        raise RecipeError(str(exc)) from None
+    out_dir = (
+        Path(options.out) if options.out is not None else default_runs_root() / "studies" / name
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spec = resolve_storage(options.storage, out_dir, options.heartbeat_seconds, options.max_retry)
+    cfg = TuneConfig(options, base.to_dict(), space, objectives, name, out_dir.resolve(), spec)
+    _check_sampler_and_pruner(cfg)
+    _prepare_study(cfg, recipe_hash(base))
+    codes = run_workers(cfg, options.workers)
+    data = _summary(cfg, codes, started)
+    atomic_write_text(out_dir / "summary.json", json.dumps(data, indent=2, default=str) + "\n")
+    return TuneResult(name, out_dir, data)
+
+
+def _resolve_cv(options: TuneOptions, base: Recipe) -> TuneOptions:
+    """The folds each trial averages: `--cv`, else the recipe's data.cv; checked to fit."""
+    cv = options.cv
     if cv is None and getattr(base.data, "cv", None):
         cv = int(base.data.cv)  # the recipe asks for k-fold: each trial averages the folds
-    if cv is not None and repeats > 1:
+    if cv is not None and options.repeats > 1:
         raise RecipeError("--cv and --repeats cannot be combined; pick one way to average")
     if cv is not None:
         if cv < 2:
             raise RecipeError(f"--cv must be at least 2 folds (got {cv})")
         validate_recipe(apply_overrides(base.to_dict(), {"data.cv": cv, "data.fold": 0}), "--cv")
-    task = base.data.dataset.entry.metadata.get("task", "classification")
-    objectives = parse_objectives(objective, task)
-    name = study or f"{base.name}-tune"
-    try:
-        check_safe_name(name, "study name")
-    except ValueError as exc:
-        raise RecipeError(str(exc)) from None
-    out_dir = Path(out) if out is not None else default_runs_root() / "studies" / name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    spec = resolve_storage(storage, out_dir, heartbeat_seconds, max_retry)
-    cfg = TuneConfig(
-        recipe=base.to_dict(),
-        space=space,
-        objectives=objectives,
-        study_name=name,
-        out=out_dir.resolve(),
-        storage=spec,
-        sampler=sampler,
-        sampler_options=dict(sampler_options or {}),
-        pruner=pruner,
-        pruner_options=dict(pruner_options or {}),
-        trials=trials,
-        seed=seed,
-        repeats=repeats,
-        cv=cv,
-        timeout=timeout,
-        quiet=quiet,
+    return dataclasses.replace(options, cv=cv)
+
+
+def _check_sampler_and_pruner(cfg: TuneConfig) -> None:
+    """Build both once here so a bad name or option fails before any worker starts."""
+    o = cfg.options
+    build_sampler(
+        o.sampler, o.sampler_options, SamplerContext(cfg.space, o.seed, len(cfg.objectives), o.seed)
     )
-    # Build once here so a bad name/option fails before any worker starts.
-    build_sampler(sampler, cfg.sampler_options, SamplerContext(space, seed, len(objectives), seed))
-    build_pruner(pruner, cfg.pruner_options, PrunerContext(_max_epochs(cfg)))
-    study_obj = _prepare_study(cfg, recipe_hash(base))
-    codes = run_workers(cfg, workers)
-    study_obj = optuna.load_study(study_name=name, storage=open_storage(spec))
+    build_pruner(o.pruner, o.pruner_options, PrunerContext(_max_epochs(cfg)))
+
+
+def _summary(cfg: TuneConfig, codes: list[int], started: float) -> dict[str, Any]:
+    """The study's results (best recipe, final run, plots) plus how its workers ended."""
     from trainlab.studies.results import write_results
 
-    data = write_results(study_obj, cfg, final=final, plots=plots)
+    study = optuna.load_study(study_name=cfg.study_name, storage=open_storage(cfg.storage))
+    data = write_results(study, cfg, final=cfg.options.final, plots=cfg.options.plots)
     data["worker_exit_codes"] = codes
     if any(codes):
         data["warning"] = (
@@ -549,21 +618,4 @@ def tune(
         )
     data["seconds"] = round(time.perf_counter() - started, 3)
     data["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    (out_dir / "summary.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
-    return TuneResult(name, out_dir, data)
-
-
-def counts_by_state(trials: list[FrozenTrial]) -> dict[str, int]:
-    """{'complete': 12, 'pruned': 7, 'fail': 1, …} (every state present, zeros included)."""
-    counts = Counter(t.state.name.lower() for t in trials)
-    return {s.name.lower(): counts.get(s.name.lower(), 0) for s in TrialState}
-
-
-def dump_best_recipe(cfg: TuneConfig, overrides: dict[str, Any], path: Path, note: str) -> Path:
-    """Write the recipe with `overrides` applied, ready for `trainlab train`."""
-    data = apply_overrides(cfg.recipe, overrides)
-    data["name"] = f"{cfg.recipe.get('name', 'run')}-best"
-    recipe = validate_recipe(data, str(path))
-    header = "".join(f"# {line}\n" for line in note.splitlines())
-    path.write_text(header + dump_recipe(recipe))
-    return path
+    return data

@@ -1,37 +1,24 @@
 """Optimization techniques as event subscribers, one module each.
 
 Importing this package registers every technique in `TECHNIQUES` (the recipe's
-`techniques:` list names them). Each module holds a plain function doing the work and a
-thin `Technique` adapter deciding when it runs; its docstring is the method card.
+`techniques:` list names them); the data augmentations and the diagnostic monitors
+register there too, from their own packages (`trainlab.catalog` imports them all).
+Each module holds a plain function doing the work and a thin `Technique` adapter
+deciding when it runs, registered with its facts (task kinds, modalities, conflicts:
+see `registry`) and placed in a pipeline slot (`engine.order.Slot`); its docstring is
+the method card.
 """
 
-# `trainlab.registry` imports `trainlab.config`, whose schema imports `trainlab.registry`:
-# importing the config package first keeps that cycle from breaking `import trainlab.techniques`.
-import trainlab.config  # noqa: F401, I001
-from trainlab.techniques import (  # noqa: F401  (imported to register)
-    channels_last,
-    clipping,
-    cutmix,
-    dropout,
-    early_stopping,
-    ema,
-    fgm,
-    freeze,
-    grad_accumulation,
-    l1,
-    l2,
-    label_smoothing,
-    lookahead,
-    max_norm,
-    mixed_precision,
-    mixup,
-    precise_bn,
-    sam,
-    stochastic_depth,
-    swa,
-)
+import importlib
+import pkgutil
+
 from trainlab.techniques.registry import TECHNIQUES
-from trainlab.data import augment  # noqa: F401, E402  (registers the data augmentations)
-from trainlab.diagnose import activations, gradients, guard  # noqa: F401, E402  (monitors)
+
+# Each module is one technique (or a family, like clipping) and importing it registers
+# it, so adding a technique is adding its module; the helpers (common, targets) register
+# nothing.
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
 
 __all__ = ["TECHNIQUES"]

@@ -17,16 +17,25 @@ from __future__ import annotations
 
 import torch
 
+from trainlab.engine.order import Slot
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
 from trainlab.registry import NoParams
 from trainlab.techniques.registry import TECHNIQUES
 
 
+@TECHNIQUES.register(
+    "channels_last",
+    description="NHWC memory format for CNN weights and image batches (speed)",
+    params=NoParams,
+)
 class ChannelsLast(Technique):
     """Switches the model and 4-D inputs to channels_last for each training epoch."""
 
-    order = -150  # before techniques that snapshot weights at EPOCH_START
+    order = Slot.LAYOUT
+
+    def __init__(self, params: NoParams | None = None) -> None:
+        self.params = params or NoParams()
 
     def on_epoch_start(self, state: State) -> None:
         state.model.to(memory_format=torch.channels_last)
@@ -41,13 +50,3 @@ class ChannelsLast(Technique):
 
     def on_fit_end(self, state: State) -> None:  # a fit stopped mid-epoch
         state.model.to(memory_format=torch.contiguous_format)
-
-
-@TECHNIQUES.register(
-    "channels_last",
-    description="NHWC memory format for CNN weights and image batches (speed)",
-    params=NoParams,
-)
-def build_channels_last(params: NoParams) -> Technique:
-    """Build the `channels_last` technique."""
-    return ChannelsLast()

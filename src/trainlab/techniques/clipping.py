@@ -23,9 +23,10 @@ import fnmatch
 import torch
 from pydantic import Field
 
-from trainlab.config.base import StrictModel
+from trainlab.engine.order import Slot
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
+from trainlab.params import StrictModel
 from trainlab.techniques.common import grads_unscaled
 from trainlab.techniques.registry import TECHNIQUES
 
@@ -57,10 +58,15 @@ class ClipNormParams(StrictModel):
     norm_type: float = Field(2.0, gt=0)
 
 
+@TECHNIQUES.register(
+    "clip_norm",
+    description="clip the global gradient norm before each step; max_norm",
+    params=ClipNormParams,
+)
 class ClipNorm(Technique):
     """Rescales gradients to a maximum global norm before each step."""
 
-    order = 10
+    order = Slot.CLIP
 
     def __init__(self, params: ClipNormParams) -> None:
         self.params = params
@@ -79,10 +85,15 @@ class ClipValueParams(StrictModel):
     value: float = Field(1.0, gt=0)
 
 
+@TECHNIQUES.register(
+    "clip_value",
+    description="clamp every gradient entry to [-value, value]",
+    params=ClipValueParams,
+)
 class ClipValue(Technique):
     """Clamps every gradient entry to ±value before each step."""
 
-    order = 10
+    order = Slot.CLIP
 
     def __init__(self, params: ClipValueParams) -> None:
         self.params = params
@@ -100,10 +111,15 @@ class AGCParams(StrictModel):
     exclude: list[str] = []
 
 
+@TECHNIQUES.register(
+    "agc",
+    description="adaptive gradient clipping relative to each unit's weight norm; clipping",
+    params=AGCParams,
+)
 class AGC(Technique):
     """Adaptive gradient clipping, unit by unit, before each step."""
 
-    order = 10
+    order = Slot.CLIP
 
     def __init__(self, params: AGCParams) -> None:
         self.params = params
@@ -117,33 +133,3 @@ class AGC(Technique):
             and not any(fnmatch.fnmatchcase(n, pat) for pat in self.params.exclude)
         ]
         adaptive_clip_(chosen, self.params.clipping, self.params.eps)
-
-
-@TECHNIQUES.register(
-    "clip_norm",
-    description="clip the global gradient norm before each step; max_norm",
-    params=ClipNormParams,
-)
-def build_clip_norm(params: ClipNormParams) -> Technique:
-    """Build the `clip_norm` technique."""
-    return ClipNorm(params)
-
-
-@TECHNIQUES.register(
-    "clip_value",
-    description="clamp every gradient entry to [-value, value]",
-    params=ClipValueParams,
-)
-def build_clip_value(params: ClipValueParams) -> Technique:
-    """Build the `clip_value` technique."""
-    return ClipValue(params)
-
-
-@TECHNIQUES.register(
-    "agc",
-    description="adaptive gradient clipping relative to each unit's weight norm; clipping",
-    params=AGCParams,
-)
-def build_agc(params: AGCParams) -> Technique:
-    """Build the `agc` technique."""
-    return AGC(params)

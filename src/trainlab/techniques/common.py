@@ -15,25 +15,22 @@ import torch
 from pydantic import field_validator
 from torch import nn
 
-from trainlab.config.base import StrictModel
+from trainlab.engine.loop import autocast
 from trainlab.engine.state import State
 from trainlab.errors import RecipeError
-
-#: `state.extras` flag: the model now holds the weights the fit ends with (early stopping
-#: restored its best ones), so weight-averaging techniques must not swap theirs in.
-FINAL_WEIGHTS = "final_weights"
+from trainlab.params import StrictModel
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ep|ba|dur)\s*$")
 
 
 def lock_final_weights(state: State) -> None:
     """Declare the model's current weights final for the rest of the fit."""
-    state.extras[FINAL_WEIGHTS] = True
+    state.final_weights = True
 
 
 def final_weights_locked(state: State) -> bool:
     """True once a technique has declared the model's weights final."""
-    return bool(state.extras.get(FINAL_WEIGHTS, False))
+    return state.final_weights
 
 
 class LayerSelection(StrictModel):
@@ -72,10 +69,10 @@ def grads_unscaled(state: State) -> None:
     first; the scaler allows one unscale per step, so it is done once and remembered.
     """
     scaler = state.grad_scaler
-    if scaler is None or state.extras.get("_unscaled_at_step") == state.step:
+    if scaler is None or state.unscaled_at_step == state.step:
         return
     scaler.unscale_(state.optimizer)
-    state.extras["_unscaled_at_step"] = state.step
+    state.unscaled_at_step = state.step
 
 
 def float_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -162,18 +159,6 @@ def iter_norm_modules(model: nn.Module) -> Iterator[nn.modules.batchnorm._BatchN
             yield m
 
 
-def autocast_for(device: torch.device, dtype: torch.dtype | None) -> Any:
-    """`torch.autocast` for mixed precision, or a no-op context when `dtype` is None."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def autocast_context(state: State) -> Any:
-    """The autocast the engine's own forward passes use, for a technique's extra pass."""
-    return autocast_for(state.device, state.autocast_dtype)
-
-
 @contextlib.contextmanager
 def kept_norm_buffers(model: nn.Module) -> Iterator[None]:
     """Run an extra training-mode forward without it moving batch-norm statistics."""
@@ -213,7 +198,7 @@ def update_bn(
         m.momentum = None
     model.train()
     device = next(model.parameters()).device
-    with torch.random.fork_rng(devices=[]), autocast_for(device, autocast_dtype):
+    with torch.random.fork_rng(devices=[]), autocast(device, autocast_dtype):
         for i, (x, _) in enumerate(batches):
             if max_batches is not None and i >= max_batches:
                 break

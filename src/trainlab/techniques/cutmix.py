@@ -18,7 +18,6 @@ import torch
 from pydantic import Field
 
 from trainlab.engine.state import State
-from trainlab.engine.technique import Technique
 from trainlab.errors import RecipeError
 from trainlab.techniques.registry import TECHNIQUES
 from trainlab.techniques.targets import AlternateParams, TargetRewriter, mix_targets, sample_lambda
@@ -57,6 +56,14 @@ class CutmixParams(AlternateParams):
     alpha: float = Field(1.0, gt=0)
 
 
+@TECHNIQUES.register(
+    "cutmix",
+    description="paste a random box from another image, mix targets by area; alpha (images)",
+    params=CutmixParams,
+    tasks=("multiclass", "binary"),
+    modalities="image",
+    hint="use mixup for other data",
+)
 class Cutmix(TargetRewriter):
     """Replaces each training batch by its cutmix at BATCH_START."""
 
@@ -71,21 +78,10 @@ class Cutmix(TargetRewriter):
         if x.ndim != 4:
             raise RecipeError(
                 f"techniques.cutmix: needs image inputs (N, C, H, W), got shape "
-                f"{tuple(x.shape)}; use mixup for other data"
+                f"{tuple(x.shape)}; {TECHNIQUES.facts('cutmix').hint}"
             )
         kind, n_out = self.task(state, "cutmix")
         lam = sample_lambda(self.params.alpha)
         box = cutmix_box(x.shape[2], x.shape[3], lam)
         perm = torch.randperm(len(y), device=y.device)
         state.batch = cutmix_batch(x, y, box, perm, kind, n_out)
-
-
-@TECHNIQUES.register(
-    "cutmix",
-    description="paste a random box from another image, mix targets by area; alpha (images)",
-    params=CutmixParams,
-    rewrites_targets=True,
-)
-def build_cutmix(params: CutmixParams) -> Technique:
-    """Build the `cutmix` technique."""
-    return Cutmix(params)

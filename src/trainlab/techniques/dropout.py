@@ -16,10 +16,10 @@ from __future__ import annotations
 from pydantic import Field
 from torch import nn
 
-from trainlab.config.base import StrictModel
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
 from trainlab.errors import RecipeError
+from trainlab.params import StrictModel
 from trainlab.techniques.registry import TECHNIQUES
 
 
@@ -45,6 +45,11 @@ class DropoutParams(StrictModel):
     end_rate: float | None = Field(None, ge=0, lt=1)
 
 
+@TECHNIQUES.register(
+    "dropout",
+    description="override (and linearly schedule) the rate of the model's dropout layers",
+    params=DropoutParams,
+)
 class Dropout(Technique):
     """Sets the dropout rate at the start of every epoch."""
 
@@ -64,13 +69,3 @@ class Dropout(Technique):
 
     def on_epoch_end(self, state: State) -> None:
         state.epoch_metrics["dropout_rate"] = self.rate  # the row of the epoch just trained
-
-
-@TECHNIQUES.register(
-    "dropout",
-    description="override (and linearly schedule) the rate of the model's dropout layers",
-    params=DropoutParams,
-)
-def build_dropout(params: DropoutParams) -> Technique:
-    """Build the `dropout` technique."""
-    return Dropout(params)

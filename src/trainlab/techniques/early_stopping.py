@@ -20,11 +20,12 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from trainlab.config.base import StrictModel
 from trainlab.engine.events import StopFit, StopReason
+from trainlab.engine.order import Slot
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
 from trainlab.errors import RecipeError
+from trainlab.params import StrictModel
 from trainlab.techniques.common import as_tensors, lock_final_weights
 from trainlab.techniques.registry import TECHNIQUES
 
@@ -50,10 +51,16 @@ class EarlyStoppingParams(StrictModel):
     restore_best: bool = True
 
 
+@TECHNIQUES.register(
+    "early_stopping",
+    description="stop when a metric stops improving and restore the best weights; "
+    "monitor, mode, patience, min_delta",
+    params=EarlyStoppingParams,
+)
 class EarlyStopping(Technique):
     """Tracks the monitored metric; raises StopFit(PATIENCE_EXHAUSTED) when it stalls."""
 
-    order = -100  # snapshot evaluated weights before `ema`/`swa` swap theirs out
+    order = Slot.EARLY_STOP
 
     def __init__(self, params: EarlyStoppingParams) -> None:
         self.params = params
@@ -91,7 +98,7 @@ class EarlyStopping(Technique):
         if (stop or last) and self.best_weights is not None:
             state.model.load_state_dict(self.best_weights)
             lock_final_weights(state)
-            state.extras["final_epoch"] = self.best_epoch  # the run reports this epoch's metrics
+            state.final_epoch = self.best_epoch  # the run reports this epoch's metrics
         if stop:
             raise StopFit(
                 StopReason.PATIENCE_EXHAUSTED,
@@ -110,14 +117,3 @@ class EarlyStopping(Technique):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self.best_epoch = state["best"], int(state["best_epoch"])
         self.wait, self.best_weights = int(state["wait"]), state["best_weights"]
-
-
-@TECHNIQUES.register(
-    "early_stopping",
-    description="stop when a metric stops improving and restore the best weights; "
-    "monitor, mode, patience, min_delta",
-    params=EarlyStoppingParams,
-)
-def build_early_stopping(params: EarlyStoppingParams) -> Technique:
-    """Build the `early_stopping` technique."""
-    return EarlyStopping(params)

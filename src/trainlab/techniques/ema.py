@@ -21,9 +21,10 @@ from typing import Any
 import torch
 from pydantic import Field
 
-from trainlab.config.base import StrictModel
+from trainlab.engine.order import Slot
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
+from trainlab.params import StrictModel
 from trainlab.techniques.common import (
     as_tensors,
     final_weights_locked,
@@ -55,10 +56,16 @@ class EMAParams(StrictModel):
     every: int = Field(1, ge=1)
 
 
+@TECHNIQUES.register(
+    "ema",
+    description="exponential moving average of the weights, used for evaluation; decay",
+    params=EMAParams,
+    conflicts=["swa", "precise_bn"],
+)
 class EMA(Technique):
     """Maintains the averaged weights and swaps them in around every evaluation."""
 
-    order = 100
+    order = Slot.AVERAGE
 
     def __init__(self, params: EMAParams) -> None:
         self.params = params
@@ -106,14 +113,3 @@ class EMA(Technique):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.average = dict(state["average"]) or None
         self.updates = int(state["updates"])
-
-
-@TECHNIQUES.register(
-    "ema",
-    description="exponential moving average of the weights, used for evaluation; decay",
-    params=EMAParams,
-    conflicts=["swa", "precise_bn"],
-)
-def build_ema(params: EMAParams) -> Technique:
-    """Build the `ema` technique."""
-    return EMA(params)

@@ -29,11 +29,13 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from trainlab.config.base import StrictModel
+from trainlab.engine.loop import autocast
+from trainlab.engine.order import Slot
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
 from trainlab.errors import RecipeError
-from trainlab.techniques.common import autocast_context, kept_norm_buffers
+from trainlab.params import StrictModel
+from trainlab.techniques.common import kept_norm_buffers
 from trainlab.techniques.registry import TECHNIQUES
 
 
@@ -55,10 +57,17 @@ class FGMParams(StrictModel):
     weight: float = Field(1.0, gt=0)
 
 
+@TECHNIQUES.register(
+    "fgm",
+    description="adversarial training on embeddings (fast gradient method); epsilon, weight",
+    params=FGMParams,
+    modalities="text",
+    hint="choose sam to perturb the weights instead",
+)
 class FGM(Technique):
     """Records embedding outputs on the clean pass, replays them moved uphill on a second."""
 
-    order = -60  # before grad_accumulation (-50) weights this batch's gradient
+    order = Slot.ADVERSARIAL
 
     def __init__(self, params: FGMParams) -> None:
         self.params = params
@@ -80,7 +89,7 @@ class FGM(Technique):
         if not embeddings:
             raise RecipeError(
                 "techniques.fgm: the model has no embedding layer to perturb; use fgm "
-                "with text_rnn, text_cnn or wide_deep, or choose sam to perturb weights"
+                f"with text_rnn, text_cnn or wide_deep, or {TECHNIQUES.facts('fgm').hint}"
             )
         self.handles = [m.register_forward_hook(self._hook) for m in embeddings]
 
@@ -103,7 +112,7 @@ class FGM(Technique):
         x, y = state.batch
         self.mode = "perturb"
         try:
-            with kept_norm_buffers(state.model), autocast_context(state):
+            with kept_norm_buffers(state.model), autocast(state.device, state.autocast_dtype):
                 loss = state.loss_fn(state.model(x), y) * self.params.weight
             if state.grad_scaler is not None:
                 state.grad_scaler.scale(loss).backward()
@@ -116,13 +125,3 @@ class FGM(Technique):
         for handle in self.handles:
             handle.remove()
         self.handles = []
-
-
-@TECHNIQUES.register(
-    "fgm",
-    description="adversarial training on embeddings (fast gradient method); epsilon, weight",
-    params=FGMParams,
-)
-def build_fgm(params: FGMParams) -> Technique:
-    """Build the `fgm` technique."""
-    return FGM(params)

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from trainlab.config.base import StrictModel
+from trainlab.engine.order import Slot
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
 from trainlab.errors import RecipeError
+from trainlab.params import StrictModel
 from trainlab.techniques.common import select_parameters
 from trainlab.techniques.registry import TECHNIQUES
 
@@ -40,10 +41,15 @@ class FreezeParams(StrictModel):
     epochs: int | None = Field(None, ge=1)
 
 
+@TECHNIQUES.register(
+    "freeze",
+    description="freeze parameters matching name patterns, for N epochs or the whole fit",
+    params=FreezeParams,
+)
 class Freeze(Technique):
     """Sets requires_grad of the matched parameters at the start of every epoch."""
 
-    order = -300  # before anything that lists trainable parameters
+    order = Slot.FREEZE
 
     def __init__(self, params: FreezeParams) -> None:
         self.params = params
@@ -63,13 +69,3 @@ class Freeze(Technique):
 
     def on_fit_end(self, state: State) -> None:
         set_frozen(self.chosen, False)
-
-
-@TECHNIQUES.register(
-    "freeze",
-    description="freeze parameters matching name patterns, for N epochs or the whole fit",
-    params=FreezeParams,
-)
-def build_freeze(params: FreezeParams) -> Technique:
-    """Build the `freeze` technique."""
-    return Freeze(params)

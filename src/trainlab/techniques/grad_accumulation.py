@@ -19,9 +19,10 @@ from typing import Any
 import torch
 from pydantic import Field
 
-from trainlab.config.base import StrictModel
+from trainlab.engine.order import Slot
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
+from trainlab.params import StrictModel
 from trainlab.techniques.common import batches_per_epoch
 from trainlab.techniques.registry import TECHNIQUES
 
@@ -36,6 +37,12 @@ class GradAccumulationParams(StrictModel):
     steps: int = Field(4, ge=1)
 
 
+@TECHNIQUES.register(
+    "grad_accumulation",
+    description="one optimizer step per k batches, equal to a k-times larger batch; steps",
+    params=GradAccumulationParams,
+    conflicts=["sam"],
+)
 class GradAccumulation(Technique):
     """Keeps `.grad` equal to the sample-weighted mean gradient of the group so far.
 
@@ -45,7 +52,7 @@ class GradAccumulation(Technique):
     The reported loss is untouched.
     """
 
-    order = -50  # before every technique that reads the gradient at BEFORE_STEP
+    order = Slot.ACCUMULATE
 
     def __init__(self, params: GradAccumulationParams) -> None:
         self.params = params
@@ -78,14 +85,3 @@ class GradAccumulation(Technique):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.seen, self.in_group = int(state["seen"]), int(state["in_group"])
-
-
-@TECHNIQUES.register(
-    "grad_accumulation",
-    description="one optimizer step per k batches, equal to a k-times larger batch; steps",
-    params=GradAccumulationParams,
-    conflicts=["sam"],
-)
-def build_grad_accumulation(params: GradAccumulationParams) -> Technique:
-    """Build the `grad_accumulation` technique."""
-    return GradAccumulation(params)

@@ -16,15 +16,11 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 
+from trainlab.engine.order import Slot
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
 from trainlab.techniques.common import LayerSelection, grads_unscaled, select_parameters
 from trainlab.techniques.registry import TECHNIQUES
-
-
-def l1_penalty(params: list[torch.Tensor], strength: float) -> torch.Tensor:
-    """The penalty value `strength · Σ|w|` (for reporting or for a loss written by hand)."""
-    return strength * sum(p.abs().sum() for p in params)
 
 
 @torch.no_grad()
@@ -41,10 +37,15 @@ class L1Params(LayerSelection):
     strength: float = Field(1e-5, gt=0)
 
 
+@TECHNIQUES.register(
+    "l1",
+    description="L1 weight penalty (sparse weights); strength, layers",
+    params=L1Params,
+)
 class L1(Technique):
     """Adds the L1 penalty's gradient to the selected weights before every step."""
 
-    order = -20  # after gradient accumulation and SAM, before clipping
+    order = Slot.PENALTY
 
     def __init__(self, params: L1Params) -> None:
         self.params = params
@@ -56,13 +57,3 @@ class L1(Technique):
     def on_before_step(self, state: State) -> None:
         grads_unscaled(state)
         add_l1_gradient(self.weights, self.params.strength)
-
-
-@TECHNIQUES.register(
-    "l1",
-    description="L1 weight penalty (sparse weights); strength, layers",
-    params=L1Params,
-)
-def build_l1(params: L1Params) -> Technique:
-    """Build the `l1` technique."""
-    return L1(params)

@@ -19,15 +19,11 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 
+from trainlab.engine.order import Slot
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
 from trainlab.techniques.common import LayerSelection, grads_unscaled, select_parameters
 from trainlab.techniques.registry import TECHNIQUES
-
-
-def l2_penalty(params: list[torch.Tensor], strength: float) -> torch.Tensor:
-    """The penalty value `strength · Σw²`."""
-    return strength * sum(p.pow(2).sum() for p in params)
 
 
 @torch.no_grad()
@@ -44,10 +40,15 @@ class L2Params(LayerSelection):
     strength: float = Field(1e-4, gt=0)
 
 
+@TECHNIQUES.register(
+    "l2",
+    description="coupled L2 weight penalty in the loss (Keras l2); strength, layers",
+    params=L2Params,
+)
 class L2(Technique):
     """Adds the L2 penalty's gradient to the selected weights before every step."""
 
-    order = -20
+    order = Slot.PENALTY
 
     def __init__(self, params: L2Params) -> None:
         self.params = params
@@ -59,13 +60,3 @@ class L2(Technique):
     def on_before_step(self, state: State) -> None:
         grads_unscaled(state)
         add_l2_gradient(self.weights, self.params.strength)
-
-
-@TECHNIQUES.register(
-    "l2",
-    description="coupled L2 weight penalty in the loss (Keras l2); strength, layers",
-    params=L2Params,
-)
-def build_l2(params: L2Params) -> Technique:
-    """Build the `l2` technique."""
-    return L2(params)

@@ -22,19 +22,12 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from trainlab.config.base import StrictModel
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
 from trainlab.errors import RecipeError
 from trainlab.optim.losses import BinaryCrossEntropy, CrossEntropy
+from trainlab.params import StrictModel
 from trainlab.techniques.registry import TECHNIQUES
-
-
-def smooth_labels(targets: torch.Tensor, num_classes: int, smoothing: float) -> torch.Tensor:
-    """Class indices (N,) or probabilities (N, C) → smoothed probabilities (N, C)."""
-    if not targets.is_floating_point():
-        targets = torch.nn.functional.one_hot(targets, num_classes).float()
-    return targets * (1.0 - smoothing) + smoothing / num_classes
 
 
 class SmoothedBinary(nn.Module):
@@ -59,7 +52,7 @@ def smoothed_loss(loss_fn: nn.Module, smoothing: float) -> nn.Module:
         return SmoothedBinary(loss_fn, smoothing)
     raise RecipeError(
         f"techniques.label_smoothing: works with cross_entropy or bce, not "
-        f"{type(loss_fn).__name__}; remove it for regression"
+        f"{type(loss_fn).__name__}; {TECHNIQUES.facts('label_smoothing').hint}"
     )
 
 
@@ -69,6 +62,13 @@ class LabelSmoothingParams(StrictModel):
     smoothing: float = Field(0.1, gt=0, lt=1)
 
 
+@TECHNIQUES.register(
+    "label_smoothing",
+    description="cross-entropy against smoothed targets (1-eps true class); smoothing",
+    params=LabelSmoothingParams,
+    tasks=("multiclass", "binary"),
+    hint="remove it for regression",
+)
 class LabelSmoothing(Technique):
     """Swaps the training loss for its label-smoothed version at the start of the fit."""
 
@@ -77,13 +77,3 @@ class LabelSmoothing(Technique):
 
     def on_fit_start(self, state: State) -> None:
         state.loss_fn = smoothed_loss(state.loss_fn, self.params.smoothing)
-
-
-@TECHNIQUES.register(
-    "label_smoothing",
-    description="cross-entropy against smoothed targets (1-eps true class); smoothing",
-    params=LabelSmoothingParams,
-)
-def build_label_smoothing(params: LabelSmoothingParams) -> Technique:
-    """Build the `label_smoothing` technique."""
-    return LabelSmoothing(params)

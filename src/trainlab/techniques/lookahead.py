@@ -18,9 +18,9 @@ from typing import Any
 import torch
 from pydantic import Field
 
-from trainlab.config.base import StrictModel
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
+from trainlab.params import StrictModel
 from trainlab.techniques.common import as_tensors
 from trainlab.techniques.registry import TECHNIQUES
 
@@ -40,6 +40,11 @@ class LookaheadParams(StrictModel):
     alpha: float = Field(0.5, gt=0, le=1)
 
 
+@TECHNIQUES.register(
+    "lookahead",
+    description="slow weights pulled toward the optimizer's fast weights every k steps; k, alpha",
+    params=LookaheadParams,
+)
 class Lookahead(Technique):
     """Keeps the slow weights and synchronises them every `k` optimizer steps."""
 
@@ -68,13 +73,3 @@ class Lookahead(Technique):
         slow = state["slow"]
         self.slow = [slow[str(i)] for i in range(len(slow))] or None
         self.count = int(state["count"])
-
-
-@TECHNIQUES.register(
-    "lookahead",
-    description="slow weights pulled toward the optimizer's fast weights every k steps; k, alpha",
-    params=LookaheadParams,
-)
-def build_lookahead(params: LookaheadParams) -> Technique:
-    """Build the `lookahead` technique."""
-    return Lookahead(params)

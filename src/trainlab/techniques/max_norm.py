@@ -39,6 +39,11 @@ class MaxNormParams(LayerSelection):
     max_norm: float = Field(3.0, gt=0)
 
 
+@TECHNIQUES.register(
+    "max_norm",
+    description="cap each unit's incoming weight norm after every step; max_norm, layers",
+    params=MaxNormParams,
+)
 class MaxNorm(Technique):
     """Applies the max-norm constraint after every optimizer step."""
 
@@ -52,13 +57,3 @@ class MaxNorm(Technique):
 
     def on_after_step(self, state: State) -> None:
         apply_max_norm(self.weights, self.params.max_norm)
-
-
-@TECHNIQUES.register(
-    "max_norm",
-    description="cap each unit's incoming weight norm after every step; max_norm, layers",
-    params=MaxNormParams,
-)
-def build_max_norm(params: MaxNormParams) -> Technique:
-    """Build the `max_norm` technique."""
-    return MaxNorm(params)

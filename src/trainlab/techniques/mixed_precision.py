@@ -22,10 +22,11 @@ from typing import Any, Literal
 
 import torch
 
-from trainlab.config.base import StrictModel
+from trainlab.engine.order import Slot
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
 from trainlab.errors import RecipeError
+from trainlab.params import StrictModel
 from trainlab.techniques.registry import TECHNIQUES
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -42,10 +43,15 @@ class MixedPrecisionParams(StrictModel):
     dtype: Literal["bf16", "fp16"] = "bf16"
 
 
+@TECHNIQUES.register(
+    "mixed_precision",
+    description="bf16 autocast (CPU/GPU) or fp16 with a grad scaler (CUDA); dtype",
+    params=MixedPrecisionParams,
+)
 class MixedPrecision(Technique):
     """Turns on autocast (and, for fp16 on CUDA, a gradient scaler) for the fit."""
 
-    order = -200
+    order = Slot.PRECISION
 
     def __init__(self, params: MixedPrecisionParams) -> None:
         self.params = params
@@ -71,13 +77,3 @@ class MixedPrecision(Technique):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._saved_scaler = dict(state.get("scaler") or {}) or None
-
-
-@TECHNIQUES.register(
-    "mixed_precision",
-    description="bf16 autocast (CPU/GPU) or fp16 with a grad scaler (CUDA); dtype",
-    params=MixedPrecisionParams,
-)
-def build_mixed_precision(params: MixedPrecisionParams) -> Technique:
-    """Build the `mixed_precision` technique."""
-    return MixedPrecision(params)

@@ -18,7 +18,6 @@ import torch
 from pydantic import Field
 
 from trainlab.engine.state import State
-from trainlab.engine.technique import Technique
 from trainlab.errors import RecipeError
 from trainlab.techniques.registry import TECHNIQUES
 from trainlab.techniques.targets import AlternateParams, TargetRewriter, mix_targets, sample_lambda
@@ -43,6 +42,14 @@ class MixupParams(AlternateParams):
     alpha: float = Field(0.2, gt=0)
 
 
+@TECHNIQUES.register(
+    "mixup",
+    description="train on convex mixes of sample pairs and their targets; alpha",
+    params=MixupParams,
+    tasks=("multiclass", "binary"),
+    modalities=("image", "tabular"),
+    hint="for text use token_dropout or fgm",
+)
 class Mixup(TargetRewriter):
     """Replaces each training batch by its mixup at BATCH_START."""
 
@@ -58,20 +65,9 @@ class Mixup(TargetRewriter):
         if not x.is_floating_point():
             raise RecipeError(
                 "techniques.mixup: the inputs are integer ids (text), which cannot be "
-                "mixed; for text use token_dropout or fgm"
+                f"mixed; {TECHNIQUES.facts('mixup').hint}"
             )
         lam = sample_lambda(self.params.alpha)
         lam = max(lam, 1.0 - lam)
         perm = torch.randperm(len(y), device=y.device)
         state.batch = mixup_batch(x, y, lam, perm, kind, n_out)
-
-
-@TECHNIQUES.register(
-    "mixup",
-    description="train on convex mixes of sample pairs and their targets; alpha",
-    params=MixupParams,
-    rewrites_targets=True,
-)
-def build_mixup(params: MixupParams) -> Technique:
-    """Build the `mixup` technique."""
-    return Mixup(params)

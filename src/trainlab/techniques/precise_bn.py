@@ -24,9 +24,10 @@ from typing import Any
 
 from pydantic import Field
 
-from trainlab.config.base import StrictModel
+from trainlab.engine.order import Slot
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
+from trainlab.params import StrictModel
 from trainlab.techniques.common import final_weights_locked, update_bn
 from trainlab.techniques.registry import TECHNIQUES
 
@@ -37,10 +38,16 @@ class PreciseBNParams(StrictModel):
     batches: int | None = Field(200, gt=0)
 
 
+@TECHNIQUES.register(
+    "precise_bn",
+    description="recompute batch-norm statistics for the current weights before evaluating; "
+    "batches",
+    params=PreciseBNParams,
+)
 class PreciseBN(Technique):
     """Replaces BN moving averages by exact averages once per trained epoch."""
 
-    order = 90  # before the evaluation-time weight swaps of later techniques
+    order = Slot.PRECISE_BN
 
     def __init__(self, params: PreciseBNParams) -> None:
         self.params = params
@@ -60,15 +67,3 @@ class PreciseBN(Technique):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         step = int(state["done_at_step"])
         self._done_at_step = None if step < 0 else step
-
-
-@TECHNIQUES.register(
-    "precise_bn",
-    description="recompute batch-norm statistics for the current weights before evaluating; "
-    "batches",
-    params=PreciseBNParams,
-    conflicts=["swa", "ema"],
-)
-def build_precise_bn(params: PreciseBNParams) -> Technique:
-    """Build the `precise_bn` technique."""
-    return PreciseBN(params)

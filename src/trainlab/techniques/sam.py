@@ -19,11 +19,13 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 
-from trainlab.config.base import StrictModel
+from trainlab.engine.loop import autocast
+from trainlab.engine.order import Slot
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
 from trainlab.errors import RecipeError
-from trainlab.techniques.common import autocast_context, kept_norm_buffers
+from trainlab.params import StrictModel
+from trainlab.techniques.common import kept_norm_buffers
 from trainlab.techniques.registry import TECHNIQUES
 
 
@@ -45,10 +47,15 @@ class SAMParams(StrictModel):
     adaptive: bool = False
 
 
+@TECHNIQUES.register(
+    "sam",
+    description="sharpness-aware minimization: gradient at a nearby worst point; rho",
+    params=SAMParams,
+)
 class SAM(Technique):
     """Replaces the gradient by the gradient at the perturbed weights, before each step."""
 
-    order = -40  # after gradient accumulation, before penalties and clipping
+    order = Slot.SAM
 
     def __init__(self, params: SAMParams) -> None:
         self.params = params
@@ -67,20 +74,9 @@ class SAM(Technique):
         x, y = state.batch
         try:
             with kept_norm_buffers(state.model):
-                with autocast_context(state):
+                with autocast(state.device, state.autocast_dtype):
                     loss = state.loss_fn(state.model(x), y)
                 loss.backward()
         finally:
             with torch.no_grad():
                 torch._foreach_sub_(params, moves)
-
-
-@TECHNIQUES.register(
-    "sam",
-    description="sharpness-aware minimization: gradient at a nearby worst point; rho",
-    params=SAMParams,
-    conflicts=["grad_accumulation"],
-)
-def build_sam(params: SAMParams) -> Technique:
-    """Build the `sam` technique."""
-    return SAM(params)

@@ -21,10 +21,10 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from trainlab.config.base import StrictModel
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
 from trainlab.errors import RecipeError
+from trainlab.params import StrictModel
 from trainlab.techniques.registry import TECHNIQUES
 
 
@@ -49,6 +49,13 @@ class StochasticDepthParams(StrictModel):
     branch_end: str = "layer*.*.norm2"
 
 
+@TECHNIQUES.register(
+    "stochastic_depth",
+    description="randomly skip residual branches while training (resnet); drop_rate",
+    params=StochasticDepthParams,
+    modalities="image",
+    hint="use a residual model (model: resnet)",
+)
 class StochasticDepth(Technique):
     """Attaches drop-path to the end of every residual branch for the fit."""
 
@@ -79,13 +86,3 @@ class StochasticDepth(Technique):
         for handle in self.handles:
             handle.remove()
         self.handles = []
-
-
-@TECHNIQUES.register(
-    "stochastic_depth",
-    description="randomly skip residual branches while training (resnet); drop_rate",
-    params=StochasticDepthParams,
-)
-def build_stochastic_depth(params: StochasticDepthParams) -> Technique:
-    """Build the `stochastic_depth` technique."""
-    return StochasticDepth(params)

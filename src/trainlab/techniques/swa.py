@@ -20,9 +20,10 @@ from typing import Any
 import torch
 from pydantic import Field, field_validator
 
-from trainlab.config.base import StrictModel
+from trainlab.engine.order import Slot
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
+from trainlab.params import StrictModel
 from trainlab.techniques.common import (
     Duration,
     as_tensors,
@@ -57,10 +58,16 @@ class SWAParams(StrictModel):
     )
 
 
+@TECHNIQUES.register(
+    "swa",
+    description="stochastic weight averaging of the last epochs, batch norm recomputed; start, lr",
+    params=SWAParams,
+    conflicts=["precise_bn"],
+)
 class SWA(Technique):
     """Averages epoch-end weights from `start`; evaluates and ships the average."""
 
-    order = 100
+    order = Slot.AVERAGE
 
     def __init__(self, params: SWAParams) -> None:
         self.params = params
@@ -121,14 +128,3 @@ class SWA(Technique):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.average = dict(state["average"]) or None
         self.n_averaged = int(state["n_averaged"])
-
-
-@TECHNIQUES.register(
-    "swa",
-    description="stochastic weight averaging of the last epochs, batch norm recomputed; start, lr",
-    params=SWAParams,
-    conflicts=["ema", "precise_bn"],
-)
-def build_swa(params: SWAParams) -> Technique:
-    """Build the `swa` technique."""
-    return SWA(params)

@@ -2,7 +2,9 @@
 
 Two target-rewriting techniques in one recipe conflict (each would mix the other's
 output), unless every one of them sets `alternate: true`: they then take turns, batch
-by batch (timm's mixup/cutmix switch). `runs.build_techniques` assigns the turns.
+by batch (timm's mixup/cutmix switch). The recipe validator refuses the combination
+otherwise (`registry.check_combination`, from each class's `rewrites_targets`), and
+`assembly.build_techniques` assigns the turns.
 """
 
 from __future__ import annotations
@@ -10,10 +12,10 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from trainlab.config.base import StrictModel
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
 from trainlab.errors import RecipeError
+from trainlab.params import StrictModel
 from trainlab.techniques.common import global_batch
 
 
@@ -66,7 +68,7 @@ class TargetRewriter(Technique):
     @staticmethod
     def task(state: State, name: str) -> tuple[str, int]:
         """(target kind, number of outputs) of the task being trained."""
-        info = state.extras.get("task")
+        info = state.task
         if info is None:
-            raise RecipeError(f"techniques.{name}: needs the task (state.extras['task'])")
+            raise RecipeError(f"techniques.{name}: needs the task; set State.task for the fit")
         return info.target_kind, int(info.output_dim)

@@ -11,15 +11,18 @@ paired confidence interval — the doctor checks its own advice.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trainlab.config.loading import RecipeLike, load_recipe, recipe_hash
+from trainlab.config.schema import Recipe
 from trainlab.diagnose.activations import FILE as ACTIVATIONS_FILE
 from trainlab.diagnose.activations import (
     ActivationStats,
@@ -37,9 +40,12 @@ from trainlab.diagnose.gradients import (
 )
 from trainlab.diagnose.guard import DivergenceGuard
 from trainlab.engine.events import StopFit, StopReason
+from trainlab.engine.order import Slot
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
 from trainlab.errors import RecipeError
+from trainlab.fileio import atomic_write_text
+from trainlab.store.rundir import RunStatus
 
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 #: Within a severity, causes before symptoms: a bad learning rate or vanishing gradients
@@ -55,8 +61,6 @@ CODE_ORDER = [
     Code.UNDERFITTING,
     Code.OVERFITTING,
 ]
-#: Recipe-level changes `studies.ablate` knows by name.
-ABLATE_BUILTINS = ("dropout", "batchnorm", "cosine", "weight_decay", "label_smoothing")
 #: Samples of the gradient monitor and activation statistics aimed for over a probe.
 PROBE_SAMPLES = 40
 
@@ -96,7 +100,7 @@ class _TimeLimit(Technique):
 class _AutoEvery(Technique):
     """Sets the monitors' sampling interval so a probe gets about PROBE_SAMPLES samples."""
 
-    order = -200
+    order = Slot.SETUP
 
     def __init__(self, monitors: list[Any], samples: int) -> None:
         self.monitors = monitors
@@ -195,7 +199,10 @@ def _resolve(
     lr_result: Any,
 ) -> tuple[dict[str, Any], bool, str]:
     """The overrides, whether --apply can try this change on this recipe, and a note."""
-    from trainlab.techniques import TECHNIQUES
+    from trainlab.catalog import TECHNIQUES
+    from trainlab.studies.ablate import BUILTIN_CHANGES
+    from trainlab.tasks import modality
+    from trainlab.techniques.registry import check_applicable
 
     model = base["model"]
     lr = base["train"]["lr"]
@@ -220,20 +227,11 @@ def _resolve(
         return {}, False, "switch to model: resnet (a different architecture, not ablated)"
     if overrides:
         return overrides, True, ""
-    if name in ABLATE_BUILTINS:
+    if name in BUILTIN_CHANGES:
         return {}, True, ""
     if name in TECHNIQUES:
-        entry = TECHNIQUES.get(name)
-        if entry.metadata.get("augmentation") and len(info.input_shape) != 3:
-            return {}, False, "image augmentation; the input is not an image"
-        text = info.features.get("kind") == "text"
-        if name == "fgm" and not text:
-            return {}, False, "perturbs word embeddings; the input is not text"
-        if name == "mixup" and text:
-            return {}, False, "token ids cannot be mixed; the input is text"
-        if name in ("mixup", "label_smoothing") and info.target_kind != "multiclass":
-            return {}, False, "needs a multi-class classification task"
-        return {}, True, ""
+        reason = check_applicable(name, info.target_kind, modality(info))
+        return {}, reason is None, reason or ""
     return {}, False, f"'{name}' is not available in this installation"
 
 
@@ -272,58 +270,166 @@ def _read_json(path: Path) -> Any:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+@dataclass(frozen=True)
+class DoctorOptions:
+    """How the doctor examines a recipe: its time budget, the LR range test and `apply`.
+
+    `trainlab doctor` builds one from its flags; `doctor(recipe, overrides, options)` (or
+    its fields as keywords, `doctor(recipe, budget="5m", apply=True)`) takes it.
+    """
+
+    budget: str | float = "2m"
+    """Wall time for the probe and the LR range test ('90s', '2m', '1h' or seconds); the
+    probe stops at the first epoch end past its share. `apply` is not counted in it."""
+    apply: bool = False
+    """Ablate the applicable recommendations over seeds (add-one) and judge each."""
+    seeds: int = 3
+    """Seeds per arm of the `apply` ablation (and, up to 3, of the LR range test)."""
+    max_apply: int = 4
+    """At most this many recommended changes are ablated (most urgent first)."""
+    target: float | None = None
+    """The accuracy (or error) the model should reach; the fit analysis measures the bias
+    against it (default: perfect accuracy)."""
+    lr_find: bool = True
+    """Run the LR range test before the probe."""
+    lr_steps: int = 100
+    """Steps of the LR range test."""
+    workers: int = 1
+    """Parallel training processes for `apply`."""
+    out: str | Path | None = None
+    """Folder for the probe, plots and report.json (default: runs/doctor/doctor-NAME-HASH)."""
+
+    def budget_seconds(self) -> float:
+        """The budget in seconds; RecipeError for a malformed or non-positive one."""
+        return parse_budget(self.budget)
+
+
 def doctor(
     recipe: RecipeLike,
     overrides: dict[str, Any] | list[str] | None = None,
+    options: DoctorOptions | None = None,
     *,
-    budget: str | float = "2m",
-    apply: bool = False,
-    seeds: int = 3,
-    max_apply: int = 4,
-    target: float | None = None,
-    lr_find: bool = True,
-    lr_steps: int = 100,
-    workers: int = 1,
-    out: str | Path | None = None,
-    progress: Any = None,
+    progress: Callable[[str], None] | None = None,
+    **fields: Any,
 ) -> DoctorReport:
     """Diagnose a recipe: probe, find, recommend, and (with `apply`) ablate the advice.
 
-    Args:
-        budget: wall time for the probe and the LR range test ('2m'); the probe stops at
-            the first epoch end past its share. `--apply` is not counted in it.
-        seeds: seeds per arm of the `apply` ablation (and of the LR range test).
-        max_apply: at most this many recommended changes are ablated (most urgent first).
-        target: the accuracy (or error) the model should reach; the fit analysis measures
-            the bias against it (default: perfect accuracy).
+    `fields` are `DoctorOptions` fields that replace those of `options` (or the defaults);
+    `progress(step)` is told each step as it starts.
     """
-    from trainlab import setup
-    from trainlab.runs import train
+    from trainlab.prepare import prepare
     from trainlab.store.index import default_runs_root
 
+    options = dataclasses.replace(options or DoctorOptions(), **fields)
+    say = progress or (lambda _: None)
     started = time.perf_counter()
     base = load_recipe(recipe, overrides)
     base.require_validation("doctor")
-    base_dict = base.to_dict()
+    seconds = options.budget_seconds()
     name = f"doctor-{base.name}-{recipe_hash(base)[:8]}"
-    root = Path(out) if out is not None else default_runs_root() / "doctor" / name
+    root = Path(options.out) if options.out is not None else default_runs_root() / "doctor" / name
     root.mkdir(parents=True, exist_ok=True)
-    seconds = parse_budget(budget)
+    prepared = prepare(base)
 
-    data = setup.load_dataset(base)
-    splits, _ = setup.split_and_preprocess(base, data)
-    info = setup.task_info(base, data)
+    lr_result = _lr_range_test(base, options, root, say)
+    probe = _probe(base, root, max(1.0, seconds - (time.perf_counter() - started)), say)
+    findings, fit = probe.findings(options.target, len(prepared.splits.val))
+    if lr_result is not None:
+        findings += _lr_findings(base.train.lr, lr_result)
+    findings.sort(key=lambda f: (SEVERITY_ORDER.get(f.severity, 3), CODE_ORDER.index(f.code)))
 
-    lr_result = None
-    if lr_find:
-        from trainlab.diagnose.lr_finder import lr_find as run_lr_find
+    base_dict = base.to_dict()
+    recs = recommend(findings, base_dict, prepared.info, lr_result)
+    report = DoctorReport(
+        recipe=base.name,
+        out_dir=root,
+        probe=probe.summary,
+        findings=findings,
+        recommendations=recs,
+        fit=fit,
+        lr_find=_lr_summary(lr_result),
+        plots=_plots(probe.diagnostics, lr_result),
+    )
+    if options.apply:
+        report.applied = _apply(base_dict, recs, options, root, f"{name}-apply", say)
+    report.seconds = time.perf_counter() - started
+    report_json = json.dumps(report.to_dict(), indent=1, default=float)
+    atomic_write_text(root / "report.json", report_json)
+    return report
 
-        if progress:
-            progress("LR range test")
-        lr_result = run_lr_find(
-            base, seeds=max(1, min(seeds, 3)), steps=lr_steps, out=root / "lr_find"
-        )
-    spent = time.perf_counter() - started
+
+def _lr_range_test(
+    base: Recipe, options: DoctorOptions, root: Path, say: Callable[[str], None]
+) -> Any:
+    """The LR range test over up to three seeds, or None when it is switched off."""
+    if not options.lr_find:
+        return None
+    from trainlab.studies.lr_finder import lr_find
+
+    say("LR range test")
+    seeds = max(1, min(options.seeds, 3))
+    return lr_find(base, seeds=seeds, steps=options.lr_steps, out=root / "lr_find")
+
+
+@dataclass
+class _Probe:
+    """The probe run and the monitors that watched it."""
+
+    run: Any
+    gradients: GradientMonitor
+    activations: ActivationStats
+
+    @property
+    def diagnostics(self) -> Path:
+        """Where the monitors wrote their records and plots."""
+        return self.run.run_dir / "diagnostics"
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The probe's part of the report."""
+        run = self.run
+        return {
+            "run_dir": str(run.run_dir),
+            "status": run.status,
+            "stop_reason": run.stop_reason,
+            "stop_message": run.info.get("stop_message", ""),
+            "epochs": run.info.get("epochs_completed"),
+            "metrics": run.metrics,
+            "fit_seconds": (run.info.get("timings") or {}).get("fit_seconds"),
+        }
+
+    def findings(
+        self, target: float | None, val_size: int
+    ) -> tuple[list[Finding], dict[str, Any] | None]:
+        """Divergence, gradient flow, activations and (unless diverged) the fit analysis."""
+        run, found = self.run, []
+        diverged = run.status == RunStatus.DIVERGED
+        if diverged:
+            stop_message = run.info.get("stop_message", "")
+            evidence = {
+                "stop_reason": run.stop_reason,
+                "epochs_completed": run.info.get("epochs_completed"),
+            }
+            found.append(
+                Finding(Code.DIVERGED, "error", f"training diverged: {stop_message}", evidence)
+            )
+        flow = _read_json(self.diagnostics / GRADIENT_FILE)
+        if flow:
+            found += analyze_gradient_flow(flow, self.gradients.params)
+        act_data = _read_json(self.diagnostics / ACTIVATIONS_FILE)
+        if act_data:
+            found += analyze_activations(act_data.get("records", []), self.activations.params)
+        fit = None
+        if not diverged and len(run.history) >= 2:
+            diagnosis = analyze_fit(run.history, target, val_size=val_size)
+            fit = diagnosis.to_dict()
+            found += diagnosis.findings
+        return found, fit
+
+
+def _probe(base: Recipe, root: Path, seconds: float, say: Callable[[str], None]) -> _Probe:
+    """Train the recipe once with every monitor on, for at most `seconds` (at epoch ends)."""
+    from trainlab.runs import train
 
     grad = GradientMonitor(GradientMonitorParams())
     acts = ActivationStats(ActivationStatsParams())
@@ -332,91 +438,55 @@ def doctor(
         grad,
         acts,
         DivergenceGuard(),
-        _TimeLimit(max(1.0, seconds - spent)),
+        _TimeLimit(seconds),
     ]
-    if progress:
-        progress("probe run")
+    say("probe run")
     run = train(base, out=root / "probe", extra_techniques=extra, quiet=True)
-    diag = run.run_dir / "diagnostics"
-    probe = {
-        "run_dir": str(run.run_dir),
-        "status": run.status,
-        "stop_reason": run.stop_reason,
-        "stop_message": run.info.get("stop_message", ""),
-        "epochs": run.info.get("epochs_completed"),
-        "metrics": run.metrics,
-        "fit_seconds": (run.info.get("timings") or {}).get("fit_seconds"),
+    return _Probe(run, grad, acts)
+
+
+def _lr_summary(lr_result: Any) -> dict[str, Any] | None:
+    if lr_result is None:
+        return None
+    return {
+        "recipe_lr": lr_result.recipe_lr,
+        "informative": lr_result.informative,
+        "suggestions": lr_result.suggestions,
     }
 
-    findings: list[Finding] = []
-    if run.status == "diverged":
-        findings.append(
-            Finding(
-                Code.DIVERGED,
-                "error",
-                f"training diverged: {probe['stop_message']}",
-                {"stop_reason": run.stop_reason, "epochs_completed": probe["epochs"]},
-            )
-        )
-    flow = _read_json(diag / GRADIENT_FILE)
-    if flow:
-        findings += analyze_gradient_flow(flow, grad.params)
-    act_data = _read_json(diag / ACTIVATIONS_FILE)
-    if act_data:
-        findings += analyze_activations(act_data.get("records", []), acts.params)
-    fit = None
-    if run.status != "diverged" and len(run.history) >= 2:
-        diagnosis = analyze_fit(run.history, target, val_size=len(splits.val))
-        fit = diagnosis.to_dict()
-        findings += diagnosis.findings
-    if lr_result is not None:
-        findings += _lr_findings(base.train.lr, lr_result)
-    findings.sort(key=lambda f: (SEVERITY_ORDER.get(f.severity, 3), CODE_ORDER.index(f.code)))
 
-    recs = recommend(findings, base_dict, info, lr_result)
+def _plots(diagnostics: Path, lr_result: Any) -> dict[str, str]:
     plots = {}
-    if (diag / GRADIENT_PLOT).is_file():
-        plots["gradient_flow"] = str(diag / GRADIENT_PLOT)
+    if (diagnostics / GRADIENT_PLOT).is_file():
+        plots["gradient_flow"] = str(diagnostics / GRADIENT_PLOT)
     if lr_result is not None and lr_result.plot:
         plots["lr_find"] = lr_result.plot
-    report = DoctorReport(
-        recipe=base.name,
-        out_dir=root,
-        probe=probe,
-        findings=findings,
-        recommendations=recs,
-        fit=fit,
-        lr_find=(
-            {
-                "recipe_lr": lr_result.recipe_lr,
-                "informative": lr_result.informative,
-                "suggestions": lr_result.suggestions,
-            }
-            if lr_result
-            else None
-        ),
-        plots=plots,
+    return plots
+
+
+def _apply(
+    base: dict[str, Any],
+    recs: list[Recommendation],
+    options: DoctorOptions,
+    root: Path,
+    study: str,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    """Ablate the most urgent applicable recommendations (at most `max_apply`)."""
+    chosen = [r for r in recs if r.applicable][: options.max_apply]
+    if not chosen:
+        return {"rows": [], "note": "nothing applicable to try"}
+    say(f"ablating {', '.join(r.name for r in chosen)} over {options.seeds} seeds")
+    # One study per set of changes: ablate refuses to reuse a study for another set.
+    tag = hashlib.sha1(",".join(r.name for r in chosen).encode()).hexdigest()[:6]
+    return apply_recommendations(
+        base,
+        chosen,
+        seeds=options.seeds,
+        workers=options.workers,
+        root=root,
+        study=f"{study}-{tag}",
     )
-    if apply:
-        chosen = [r for r in recs if r.applicable][:max_apply]
-        if chosen:
-            if progress:
-                progress(f"ablating {', '.join(r.name for r in chosen)} over {seeds} seeds")
-            # One study per set of changes: ablate refuses to reuse a study for another set.
-            tag = hashlib.sha1(",".join(r.name for r in chosen).encode()).hexdigest()[:6]
-            report.applied = apply_recommendations(
-                base_dict,
-                chosen,
-                seeds=seeds,
-                workers=workers,
-                root=root,
-                study=f"{name}-apply-{tag}",
-            )
-        else:
-            report.applied = {"rows": [], "note": "nothing applicable to try"}
-    report.seconds = time.perf_counter() - started
-    (root / "report.json").write_text(json.dumps(report.to_dict(), indent=1, default=float))
-    return report
 
 
 def apply_recommendations(
@@ -429,19 +499,13 @@ def apply_recommendations(
     study: str,
 ) -> dict[str, Any]:
     """Ablate the recommended changes (add-one) and add a paired test-split interval to each."""
-    from trainlab.studies.ablate import Change, ablate
+    from trainlab.studies.ablate import AblateOptions, Change, ablate
 
     variants = [Change(r.name, tuple(r.overrides.items())) for r in recs if r.overrides]
-    result = ablate(
-        base,
-        [r.name for r in recs],
-        variants=variants,
-        seeds=seeds,
-        workers=workers,
-        study=study,
-        runs_root=root,
-        mode="add-one",
+    options = AblateOptions(
+        variants=variants, mode="add-one", seeds=seeds, workers=workers, study=study, runs_root=root
     )
+    result = ablate(base, [r.name for r in recs], options)
     rows = [{**row, "test": row["test_paired"]} for row in result.rows]
     return {
         "study": result.study,

@@ -21,6 +21,7 @@ import numpy as np
 
 from trainlab.config.loading import RecipeLike, load_recipe
 from trainlab.errors import RecipeError
+from trainlab.fileio import atomic_write_text
 
 
 @dataclass
@@ -103,32 +104,22 @@ def range_test(
     cache: dict | None = None,
 ) -> LRCurve:
     """One range test of a validated recipe with `seed` (the recipe's data, model, loss)."""
-    from trainlab import setup
-    from trainlab.data.batching import TensorBatches
     from trainlab.engine import determinism
     from trainlab.optim.optimizers import build_optimizer
+    from trainlab.prepare import prepare
 
     t = recipe.train
     cache = cache if cache is not None else {}
-    device = determinism.resolve_device(t.device)
-    if "train" not in cache:
-        data = setup.load_dataset(recipe)
-        splits, _ = setup.split_and_preprocess(recipe, data)
-        info = setup.task_info(recipe, data)
-        setup.check_finite(splits, recipe.data.dataset.name)
-        cache.update(
-            train=setup.to_tensors(splits.train.X, splits.train.y, info, device),
-            info=info,
-            task=data.task,
-        )
-    info = cache["info"]
+    if "prepared" not in cache:
+        cache["prepared"] = prepare(recipe, determinism.resolve_device(t.device))
+    prepared = cache["prepared"]
     determinism.seed_everything(seed)
-    model = setup.build_model(recipe, info).to(device)
-    loss_fn = setup.build_loss_fn(recipe, cache["task"], info)
+    model = prepared.build_model()
+    loss_fn = prepared.build_loss()
     optimizer = build_optimizer(
         model, t.optimizer.name, t.optimizer.params, start, t.weight_decay, t.decay_norm_and_bias
     )
-    batches = TensorBatches(*cache["train"], batch_size=t.batch_size, shuffle=True, seed=seed)
+    batches = prepared.batches("train", shuffle=True, seed=seed)
     model.train()
     lrs, losses = [], []
     avg, best, diverged = 0.0, math.inf, None
@@ -212,7 +203,7 @@ def lr_find(
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
         result.plot = str(plot_lr_find(result, folder / "lr_find.png"))
-        (folder / "lr_find.json").write_text(json.dumps(result.to_dict(), indent=1))
+        atomic_write_text(folder / "lr_find.json", json.dumps(result.to_dict(), indent=1))
     return result
 
 

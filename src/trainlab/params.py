@@ -1,5 +1,9 @@
-"""Base model for every recipe section: unknown keys are errors with a did-you-mean,
-numbers are numbers (a YAML `true` is not 1) and floats are finite."""
+"""Base model for every recipe section and component parameters: unknown keys are errors
+with a did-you-mean, numbers are numbers (a YAML `true` is not 1) and floats are finite.
+
+A leaf module (it imports nothing of trainlab), so every layer's parameter models can
+derive from it without importing the recipe schema.
+"""
 
 from __future__ import annotations
 
