@@ -30,7 +30,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 import torch  # noqa: E402
 
 import trainlab  # noqa: E402
-from trainlab import setup  # noqa: E402
+from trainlab.prepare import prepare  # noqa: E402
 
 RECIPE = Path(__file__).resolve().parents[1] / "examples" / "mnist_cnn_bn.yaml"
 SEEDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
@@ -39,7 +39,7 @@ SEEDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 def canonical_split():
     """trainlab's split of the shipped MNIST set, as NHWC arrays for Keras."""
     recipe = trainlab.load_recipe(RECIPE)
-    splits, _ = setup.split_and_preprocess(recipe, setup.load_dataset(recipe))
+    splits = prepare(recipe).splits
     nhwc = {k: getattr(splits, k).X.transpose(0, 2, 3, 1) for k in ("train", "test")}
     return nhwc["train"], splits.train.y, nhwc["test"], splits.test.y
 

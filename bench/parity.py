@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 
 import trainlab
-from trainlab import setup
 from trainlab.engine import determinism
+from trainlab.prepare import prepare
 
 RECIPE = Path(__file__).resolve().parents[1] / "examples" / "mnist_mlp_dropout.yaml"
 REPEATS = int(sys.argv[1]) if len(sys.argv) > 1 else 25
@@ -41,13 +41,11 @@ def hand_written(recipe) -> tuple[float, float, float, float]:
     """The loop a practitioner would write; returns (seconds, CPU seconds, train loss, val loss)."""
     determinism.seed_everything(recipe.train.seed)
     determinism.configure(True, recipe.train.threads)
-    data = setup.load_dataset(recipe)
-    info = setup.task_info(recipe, data)
-    splits, _ = setup.split_and_preprocess(recipe, data)
-    X, y = setup.to_tensors(splits.train.X, splits.train.y, info, torch.device("cpu"))
-    Xv, yv = setup.to_tensors(splits.val.X, splits.val.y, info, torch.device("cpu"))
+    prepared = prepare(recipe)
+    X, y = prepared.tensors("train")
+    Xv, yv = prepared.tensors("val")
     determinism.seed_everything(recipe.train.seed)
-    model = setup.build_model(recipe, info)
+    model = prepared.build_model()
     opt = torch.optim.Adam(model.parameters(), lr=recipe.train.lr)
     loss_fn = torch.nn.CrossEntropyLoss()
     bs, n = recipe.train.batch_size, len(y)

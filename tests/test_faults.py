@@ -218,3 +218,57 @@ def test_predict_with_a_real_mismatch_describes_the_layouts_accepted(mnist_run, 
     text = _one_line_error(cli("predict", str(mnist_run), str(tmp_path / "x.npy")))
     assert "shape (5, 32, 32)" in text
     assert "(N, 1, 28, 28)" in text and "(N, 28, 28)" in text and "(28, 28)" in text
+
+
+def test_sigterm_marks_the_run_interrupted_and_it_resumes(tmp_path):
+    import signal
+    import time
+
+    from .conftest import cli_process
+
+    recipe = EXAMPLES / "mnist_mlp_dropout.yaml"
+    sets = ["--set", "train.epochs=3", "--set", "train.threads=1", "--quiet"]
+    out = tmp_path / "run"
+    proc = cli_process("train", str(recipe), "--out", str(out), *sets)
+    latest, deadline = out / "checkpoints" / "latest", time.time() + 120
+    while not latest.is_file() and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr.decode()[-2000:]
+    assert "Traceback" not in stderr.decode()
+    assert _status(out)["status"] == "interrupted"
+    resumed = cli_process("train", str(recipe), "--out", str(out), *sets)
+    assert resumed.wait(timeout=300) == 0
+    assert _status(out)["status"] == "completed" and _status(out)["resumed_from_epoch"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("args", "kind", "code"),
+    [
+        (["--set", "train.lr=true"], "recipe", 2),
+        (["--set", "data.dataset={name: csv, path: nowhere.csv, target: y}"], "data", 2),
+    ],
+)
+def test_with_json_an_error_is_also_the_last_line_of_stdout(
+    digits_yaml, tmp_path, args, kind, code
+):
+    result = cli("train", str(digits_yaml), "--out", str(tmp_path / "run"), "--json", *args)
+    text = _one_line_error(result, code)
+    last = json.loads(result.stdout.strip().splitlines()[-1])
+    assert last == {"error": text.removeprefix("error:").strip(), "kind": kind}
+
+
+def test_a_misspelt_target_or_dropped_column_gets_a_did_you_mean(tmp_path):
+    csv = EXAMPLES / "data" / "census_sample.csv"
+    for key, value, wrong, hint in (
+        ("target", "Income", "target column 'Income'", "income"),
+        ("drop", "[fnlwgtt]", "drop names column 'fnlwgtt'", "fnlwgt"),
+    ):
+        path = tmp_path / f"{key}.yaml"
+        dataset = {"name": "csv", "path": str(csv), "target": "income", key: yaml.safe_load(value)}
+        path.write_text(yaml.safe_dump({"data": {"dataset": dataset}, "model": "mlp"}))
+        text = _one_line_error(cli("train", str(path), "--out", str(tmp_path / key)))
+        assert wrong in text
+        assert f"did you mean '{hint}'?" in text
+        assert not (tmp_path / key).exists()  # a failed start leaves no run directory

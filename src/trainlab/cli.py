@@ -7,6 +7,7 @@ traceback.
 
 from __future__ import annotations
 
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -632,26 +633,64 @@ def main() -> None:
     """Entry point: run the app; user mistakes and bugs alike end in one line on stderr.
 
     Exit status 2 is a user mistake, 3 a diverged run, 4 a bug in trainlab (its
-    traceback goes to RUN/error.log), 130 an interrupt.
+    traceback goes to RUN/error.log), 130 an interrupt (Ctrl-C or SIGTERM: the run is
+    marked `interrupted` and resumes). With `--json` the error is also the last line of
+    standard output: {"error": message, "kind": recipe|data|run|internal|interrupted}.
     """
     from trainlab import failures
     from trainlab.errors import DivergenceError
 
     warnings.showwarning = _show_warning
     failures.reset()  # a second command in one process must not report the first one's step
+    previous = _terminate_as_interrupt()
     try:
         app()
-    except TrainlabError as exc:
+    except DivergenceError as exc:  # the run's JSON (status diverged) was the last line
         _one_line(" ".join(str(exc).split()))
-        sys.exit(failures.EXIT_DIVERGED if isinstance(exc, DivergenceError) else 2)
+        sys.exit(failures.EXIT_DIVERGED)
+    except TrainlabError as exc:
+        _fail(" ".join(str(exc).split()), _kind(exc), 2)
     except KeyboardInterrupt:
         err.print("interrupted; run `trainlab train` on the same run directory to resume")
+        _emit_error("interrupted; run the same command again to resume", "interrupted")
         sys.exit(failures.EXIT_INTERRUPTED)
     except Exception as exc:  # a bug: one line for the user, the traceback in a log
         where = failures.current_step(_command_name())
         log = failures.write_error_log(exc, failures.current_run_dir(), where)
-        _one_line(f"internal error in {where}: {failures.describe(exc)} (details in {log})")
-        sys.exit(failures.EXIT_INTERNAL_ERROR)
+        message = f"internal error in {where}: {failures.describe(exc)} (details in {log})"
+        _fail(message, "internal", failures.EXIT_INTERNAL_ERROR)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate_as_interrupt():
+    """SIGTERM (a scheduler, `kill`) ends a run like Ctrl-C: recorded, resumable."""
+
+    def interrupt(signum, frame) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        return signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (an embedding program): leave signals alone
+        return None
+
+
+def _kind(exc: TrainlabError) -> str:
+    """'recipe', 'data' or 'run' (the error class's name) for the JSON error line."""
+    return type(exc).__name__.removesuffix("Error").lower()
+
+
+def _fail(message: str, kind: str, code: int) -> None:
+    _one_line(message)
+    _emit_error(message, kind)
+    sys.exit(code)
+
+
+def _emit_error(message: str, kind: str) -> None:
+    """With --json, the error as the last line of standard output too."""
+    if "--json" in sys.argv[1:]:
+        emit({"error": message, "kind": kind}, True)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

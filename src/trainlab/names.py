@@ -22,3 +22,12 @@ def check_safe_name(name: str, what: str = "run name") -> str:
             "(no '/', no '..', not starting with '.'), at most 128 characters"
         )
     return name
+
+
+def did_you_mean(name: str, candidates: list[str] | tuple[str, ...]) -> str:
+    """"did you mean 'x'? " for the closest candidate (case ignored), or "" if none is close."""
+    import difflib
+
+    lowered = {c.lower(): c for c in candidates}
+    close = difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=0.6)
+    return f"did you mean '{lowered[close[0]]}'? " if close else ""

@@ -155,3 +155,19 @@ def test_text_end_to_end_with_token_dropout_and_raw_string_prediction(tmp_path):
     model = trainlab.load(run.run_dir)
     proba = model.predict_proba(["a moving , beautifully acted and wise film", "dull and lifeless"])
     assert proba.shape == (2, 2) and proba[0, 1] > proba[1, 1]
+
+
+def test_augmentation_draws_follow_the_runs_seed(images):
+    """Without its own `seed`, an augmentation's randomness derives from `train.seed`."""
+    from trainlab.catalog import TECHNIQUES
+    from trainlab.engine.state import State
+
+    entry = TECHNIQUES.get("hflip")
+    flip = entry.builder(entry.params())
+
+    def draws(seed: int) -> torch.Tensor:
+        state = State(None, None, None, torch.device("cpu"), 1, seed=seed)
+        return A.hflip(images, 0.5, flip.generator(state, images.device))
+
+    assert torch.equal(draws(1), draws(1))
+    assert not torch.equal(draws(1), draws(2))

@@ -28,6 +28,7 @@ from trainlab.data.arrays import ArrayData
 from trainlab.data.registry import DATASETS
 from trainlab.data.table import DEFAULT_MISSING, encode_target, read_table, type_columns
 from trainlab.errors import DataError
+from trainlab.names import did_you_mean
 from trainlab.params import StrictModel
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,14 @@ def table_dataset(
     if target not in first.names:
         raise DataError(
             f"{first.source}: target column '{target}' not found; columns are "
-            f"{', '.join(first.names)}; set data.dataset.target"
+            f"{', '.join(first.names)}; {did_you_mean(target, first.names)}"
+            "set data.dataset.target"
+        )
+    unknown = [n for n in drop if n not in first.names]
+    if unknown:
+        raise DataError(
+            f"{first.source}: data.dataset.drop names column '{unknown[0]}', which the file "
+            f"lacks; {did_you_mean(unknown[0], first.names)}columns are {', '.join(first.names)}"
         )
     features = [n for n in first.names if n != target and n not in drop]
     if not features:
@@ -416,12 +424,14 @@ def load_text(params: TextParams) -> ArrayData:
         if params.text_column not in table.names:
             raise DataError(
                 f"{path}: text column '{params.text_column}' not found; columns are "
-                f"{', '.join(table.names)}; set data.dataset.text_column"
+                f"{', '.join(table.names)}; {did_you_mean(params.text_column, table.names)}"
+                "set data.dataset.text_column"
             )
         if params.target not in table.names:
             raise DataError(
                 f"{path}: target column '{params.target}' not found; columns are "
-                f"{', '.join(table.names)}; set data.dataset.target"
+                f"{', '.join(table.names)}; {did_you_mean(params.target, table.names)}"
+                "set data.dataset.target"
             )
         texts = table.column(params.text_column)
         y, _, classes = encode_target(

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from trainlab.errors import DataError
+from trainlab.names import did_you_mean
 
 DEFAULT_MISSING = ("", "?", "NA", "N/A", "NaN", "nan", "null", "NULL", "None")
 CANDIDATE_DELIMITERS = ",\t;|"
@@ -40,7 +41,8 @@ class Table:
             i = self.names.index(name)
         except ValueError:
             raise DataError(
-                f"{self.source or 'table'}: no column '{name}'; columns are {', '.join(self.names)}"
+                f"{self.source or 'table'}: no column '{name}'; columns are "
+                f"{', '.join(self.names)}; {did_you_mean(name, self.names)}".rstrip("; ")
             ) from None
         return [r[i] for r in self.rows]
 
@@ -140,7 +142,8 @@ def type_columns(
     if unknown:
         raise DataError(
             f"{table.source}: data.dataset.categorical/numeric name column '{unknown[0]}', "
-            f"which the file lacks; columns are {', '.join(table.names)}"
+            f"which the file lacks; {did_you_mean(unknown[0], table.names)}"
+            f"columns are {', '.join(table.names)}"
         )
     cells_by_col, kinds = [], []
     for name in columns:
