@@ -117,7 +117,7 @@ def test_predict_from_npy_csv_and_python_agree(trained, tmp_path):
     for name in ("x.npy", "x.npz", "x.csv"):
         result = cli("predict", str(run_dir), str(tmp_path / name), "--json")
         assert result.returncode == 0, result.stderr
-        assert last_json(result)["predictions"] == py.tolist()
+        assert last_json(result)["indices"] == py.tolist()
     result = cli("predict", str(run_dir), str(tmp_path / "x.npy"), "--out", str(tmp_path / "p.csv"))
     assert result.returncode == 0
     lines = (tmp_path / "p.csv").read_text().splitlines()

@@ -209,7 +209,7 @@ def test_predict_takes_mnist_images_as_every_mnist_user_has_them(mnist_run, tmp_
         np.save(tmp_path / "x.npy", layout)
         result = cli("predict", str(mnist_run), str(tmp_path / "x.npy"), "--json")
         assert result.returncode == 0, result.stderr
-        assert json.loads(result.stdout.strip().splitlines()[-1])["predictions"] == list(expected)
+        assert json.loads(result.stdout.strip().splitlines()[-1])["indices"] == list(expected)
     assert model.predict(images[0, 0]).tolist() == [expected[0]]  # one (28, 28) image
 
 

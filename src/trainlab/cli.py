@@ -226,45 +226,51 @@ def evaluate(
 @app.command()
 def predict(
     run_dir: Path = typer.Argument(..., help="Run directory."),
-    inputs: Path = typer.Argument(..., help="Input rows: .npy, .npz or .csv."),
+    inputs: Path = typer.Argument(
+        ..., help="Input rows: .npy, .npz, or a table in the run's training format."
+    ),
     out_file: Path | None = typer.Option(None, "--out", help="Write predictions to .csv or .npy."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Predictions of a saved run for new inputs — no training."""
     import numpy as np
 
-    from trainlab.predict import load, read_inputs
+    from trainlab.predict import load
 
     model = load(run_dir)
-    preds = model.predict(read_inputs(inputs))
-    classes = model.info.classes
+    rows = model.read_inputs(inputs)
+    preds = model.predict(rows)
+    labels = model.labels(preds)
+    unseen = model.unseen_categories(rows)
+    for column, (count, example) in unseen.items():
+        message = (
+            f"column '{column}': {count} {'row holds' if count == 1 else 'rows hold'} "
+            "categories unseen in training "
+            f"(e.g. {example!r}); they are encoded as unknown"
+        )
+        _show_warning(message, UserWarning, "", 0)
+    regression = model.info.target_kind == "regression"
     if out_file is not None:
         if out_file.suffix == ".npy":
             np.save(out_file, preds)
         else:
-            lines = ["prediction"] + [
-                classes[int(p)]
-                if classes and model.info.target_kind != "regression"
-                else repr(float(p))
-                for p in preds
-            ]
-            out_file.write_text("\n".join(lines) + "\n")
+            cells = [repr(float(v)) if regression else str(v) for v in labels]
+            out_file.write_text("\n".join(["prediction", *cells]) + "\n")
     elif not as_json:
-        for p in preds[:20]:
-            out.print(
-                classes[int(p)] if classes and model.info.target_kind != "regression" else float(p)
-            )
-        if len(preds) > 20:
-            out.print(f"… {len(preds) - 20} more (use --out FILE)")
-    emit(
-        {
-            "run_dir": str(run_dir),
-            "count": int(len(preds)),
-            "out": str(out_file) if out_file else None,
-            "predictions": preds.tolist(),
-        },
-        as_json,
-    )
+        for v in labels[:20]:
+            out.print(v)
+        if len(labels) > 20:
+            out.print(f"… {len(labels) - 20} more (use --out FILE)")
+    result = {
+        "run_dir": str(run_dir),
+        "count": int(len(preds)),
+        "out": str(out_file) if out_file else None,
+        "predictions": labels,
+        "unseen_categories": {c: n for c, (n, _) in unseen.items()},
+    }
+    if not regression:
+        result["indices"] = preds.tolist()
+    emit(result, as_json)
 
 
 @app.command()

@@ -25,7 +25,7 @@ def check_safe_name(name: str, what: str = "run name") -> str:
 
 
 def did_you_mean(name: str, candidates: list[str] | tuple[str, ...]) -> str:
-    """"did you mean 'x'? " for the closest candidate (case ignored), or "" if none is close."""
+    """ "did you mean 'x'? " for the closest candidate (case ignored), or "" if none is close."""
     import difflib
 
     lowered = {c.lower(): c for c in candidates}

@@ -53,7 +53,7 @@ class Predictor:
             ids = pre.transform(texts)
             return torch.as_tensor(ids, dtype=torch.long, device=self.device)
         if pre.from_table and pre.column_names:
-            raw = raw_rows(x, pre.column_names, pre.column_kinds or [], self._missing_markers())
+            raw = self._table_rows(x)
             return torch.as_tensor(pre.transform(raw), dtype=torch.float32, device=self.device)
         if isinstance(x, Table):
             names = pre.column_names or []
@@ -69,6 +69,50 @@ class Predictor:
             raise DataError("input contains NaN or infinite values; clean or impute them first")
         arr = pre.transform(arr)
         return torch.as_tensor(arr, dtype=torch.float32, device=self.device)
+
+    def _table_rows(self, x: Any) -> np.ndarray:
+        pre = self.preprocessor
+        return raw_rows(x, pre.column_names or [], pre.column_kinds or [], self._missing_markers())
+
+    def unseen_categories(self, x: Any) -> dict[str, tuple[int, str]]:
+        """Per categorical column of table inputs `x`: (rows, first value) unseen in training.
+
+        Those rows still get predictions; their unseen cells are encoded as unknown.
+        Empty for runs not trained on a table and for inputs without unseen categories.
+        """
+        pre = self.preprocessor
+        if not (pre.from_table and pre.column_names):
+            return {}
+        return pre.unseen_categories(self._table_rows(x))
+
+    def labels(self, preds: np.ndarray) -> list[Any]:
+        """`predict`'s output as users read it: class names (indices when the run has
+        none) for classification, numbers for regression."""
+        if self.info.target_kind == "regression":
+            return np.asarray(preds).tolist()
+        classes = self.info.classes
+        return [classes[int(p)] if classes else int(p) for p in preds]
+
+    def read_inputs(self, path: str | Path) -> Any:
+        """Prediction inputs from `path`, read the way this run's training file was.
+
+        A run trained on a `csv` dataset reads any file but .npy/.npz with its recipe's
+        delimiter, header, encoding (missing markers apply in `predict`), whatever the
+        extension (.csv, .tsv, .txt, .data, none); the target and dropped columns may be
+        present. A `text` run reads .txt as one sentence a line and other tables with its
+        recipe's delimiter and encoding. Other runs: the module's `read_inputs`.
+        """
+        path = Path(path)
+        ds = self.run.recipe.data.dataset
+        suffix = path.suffix.lower()
+        if suffix in (".npy", ".npz") or not path.is_file() or ds.name not in ("csv", "text"):
+            return read_inputs(path)
+        params = ds.params
+        if ds.name == "text":
+            if suffix == ".txt" or (suffix in (".csv", ".tsv") and params.delimiter == "auto"):
+                return read_inputs(path)
+            return read_table(path, params.delimiter, True, params.encoding)
+        return read_run_table(path, params, self.preprocessor.column_names or [])
 
     def _missing_markers(self) -> tuple[str, ...]:
         from trainlab.data.table import DEFAULT_MISSING
@@ -99,7 +143,11 @@ class Predictor:
         )
 
     def predict(self, x: Any) -> np.ndarray:
-        """Class indices for classification, values for regression."""
+        """Class indices for classification, values for regression.
+
+        Indices number `info.classes` (the class names); `labels` turns them into names,
+        as `trainlab predict` prints them.
+        """
         return predictions(self.outputs(x), self.info.target_kind).cpu().numpy()
 
     def predict_proba(self, x: Any) -> np.ndarray:
@@ -200,6 +248,39 @@ def read_inputs(path: str | Path) -> np.ndarray:
     except ValueError as exc:
         raise DataError(f"cannot read '{path}': {exc}") from None
     raise DataError(f"input file '{path}': unsupported type '{suffix}'; use .npy, .npz or .csv")
+
+
+def read_run_table(path: str | Path, params: Any, features: list[str]) -> Table:
+    """`path` read with a `csv` run's reader settings (`params`: delimiter, header, encoding).
+
+    A file without a header row (numbers only, none of them a training column name) is
+    read as rows; rows of exactly the training features take their names in training
+    order, and for a run trained without header (columns c0, c1, …) rows of every column
+    or of every column but the target get those names.
+    """
+    table = read_table(path, params.delimiter, params.header, params.encoding)
+    header = params.header
+    if header and features and not set(table.names) & set(features):
+        if all(_is_number(c) for c in table.names):
+            table, header = read_table(path, params.delimiter, False, params.encoding), False
+    if header:
+        return table
+    width = len(table.names)
+    if width == len(features):
+        return Table(list(features), table.rows, table.source)
+    positions = [int(n[1:]) for n in (*features, params.target, *params.drop) if n[1:].isdigit()]
+    full = [f"c{i}" for i in range(max(positions, default=-1) + 1)]
+    if width == len(full) - 1 and params.target in full:
+        return Table([n for n in full if n != params.target], table.rows, table.source)
+    return table
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
 
 
 def _read_numeric_csv(path: Path, delimiter: str) -> np.ndarray:

@@ -196,7 +196,7 @@ def test_users_csv_trains_end_to_end_and_predicts_raw_rows(tmp_path, monkeypatch
 
     result = CliRunner().invoke(app, ["predict", str(run.run_dir), str(inputs), "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout.strip().splitlines()[-1])["predictions"] == preds.tolist()
+    assert json.loads(result.stdout.strip().splitlines()[-1])["indices"] == preds.tolist()
     inputs.write_text("\n".join(line.split(",", 1)[1] for line in lines) + "\n")
     with pytest.raises(DataError, match="lacks training column"):
         model.predict(read_inputs(inputs))

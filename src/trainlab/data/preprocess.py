@@ -215,6 +215,26 @@ class Preprocessor:
             dense = np.concatenate([dense, index_block.astype(np.float64)], axis=1)
         return dense.astype(np.float32)
 
+    def unseen_categories(self, X: np.ndarray) -> dict[str, tuple[int, str]]:
+        """Per categorical column, the rows of raw `X` holding a category never fitted.
+
+        Returns {column name: (row count, first unseen value)} for the columns that have
+        any; `transform` encodes those cells as unknown (all-zero one-hot, index 0).
+        Missing cells are not counted: they are imputed or encoded as missing.
+        """
+        cat = self.p.get("categorical") or []
+        if not cat or self.kind == "text":
+            return {}
+        flat = np.asarray(X, dtype=object).reshape(len(X), -1)
+        out: dict[str, tuple[int, str]] = {}
+        for j, values in zip(cat, self.p["categories"], strict=True):
+            known = set(values)
+            unseen = [str(v) for v in flat[:, j] if not _is_missing_cell(v) and str(v) not in known]
+            if unseen:
+                name = self.column_names[j] if self.column_names else f"x{j}"
+                out[name] = (len(unseen), unseen[0])
+        return out
+
     def features(self) -> dict[str, Any]:
         """Facts architectures need (TaskInfo.features): vocabulary or column layout."""
         if self.kind == "text":

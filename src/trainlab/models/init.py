@@ -287,4 +287,3 @@ def _warm_start_hook(momentum: float) -> Callable[[nn.Module, Any], None]:
             layer.momentum = max(momentum, 1.0 / (int(layer.num_batches_tracked) + 1))
 
     return hook
-

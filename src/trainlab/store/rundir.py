@@ -131,4 +131,3 @@ def next_free_run_dir(root: Path, name: str) -> Path:
         n += 1
         candidate = base.with_name(f"{base.name}-{n}")
     return candidate
-
