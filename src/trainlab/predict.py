@@ -14,7 +14,7 @@ from trainlab.data.preprocess import Preprocessor
 from trainlab.data.table import Table, raw_rows, read_table
 from trainlab.engine.checkpoint import load_weights
 from trainlab.engine.loop import Engine
-from trainlab.engine.metrics import predictions, scores
+from trainlab.engine.metrics import predictions, scores, unscale
 from trainlab.engine.state import State
 from trainlab.errors import DataError, RunError
 from trainlab.prepare import prepare
@@ -135,12 +135,14 @@ class Predictor:
 
     @torch.no_grad()
     def outputs(self, x: Any, batch_size: int = 1024) -> torch.Tensor:
-        """Raw model outputs (logits or regression values) for raw input rows."""
+        """Model outputs for raw input rows: logits, or regression values in the targets'
+        original units (un-scaled when the run standardized its targets)."""
         xt = self._prepare(x)
         self.model.eval()
-        return torch.cat(
-            [self.model(xt[i : i + batch_size]) for i in range(0, len(xt), batch_size)]
-        )
+        out = torch.cat([self.model(xt[i : i + batch_size]) for i in range(0, len(xt), batch_size)])
+        if self.info.target_kind != "regression":
+            return out
+        return unscale(out, self.info.target_shift, self.info.target_scale).to(out.dtype)
 
     def predict(self, x: Any) -> np.ndarray:
         """Class indices for classification, values for regression.
@@ -169,7 +171,11 @@ class Predictor:
             self.model, optimizer=None, loss_fn=prepared.build_loss(), device=self.device,
             max_epochs=0,
         )  # fmt: skip
-        engine = Engine(state, [], None, None, [], self.info.target_kind)
+        info = self.info
+        engine = Engine(
+            state, [], None, None, [], info.target_kind,
+            target_shift=info.target_shift, target_scale=info.target_scale,
+        )  # fmt: skip
         return engine.evaluate(split, prepared.batches(split))
 
 

@@ -1,12 +1,14 @@
 """One path from a recipe to what a fit, or any use of a model, needs.
 
 `prepare(recipe)` loads the dataset, splits it (canonical split or the recipe's cv fold),
-fits the preprocessing on the training rows only, derives the task facts (head size,
-input shape after encoding) and checks the features are finite. Training, evaluation,
-prediction, the doctor, the LR finder and the model summary all start here, and so do
-the capabilities that take a run (compress, transfer, export, serve): a saved run is
-rebuilt exactly as it was trained. Nothing passed in is changed: the dataset's arrays
-are read, never rewritten.
+fits the preprocessing on the training rows only (regression targets are standardized
+with the training targets' mean and std unless `target_scale: none`; `info.target_shift`
+and `info.target_scale` turn model outputs back into original units), derives the task
+facts (head size, input shape after encoding) and checks the features are finite.
+Training, evaluation, prediction, the doctor, the LR finder and the model summary all
+start here, and so do the capabilities that take a run (compress, transfer, export,
+serve): a saved run is rebuilt exactly as it was trained. Nothing passed in is changed:
+the dataset's arrays are read, never rewritten.
 """
 
 from __future__ import annotations
@@ -98,7 +100,9 @@ def prepare(
     """
     data = setup.load_dataset(recipe) if data is None else data
     splits, pre, model_input = _preprocessed(recipe, data, preprocessor)
+    shift, scale = pre.target_stats
     info = setup.task_info(recipe, model_input)
+    info = dataclasses.replace(info, target_shift=shift, target_scale=scale)
     if check_finite:
         setup.check_finite(splits, recipe.data.dataset.name)
     return Prepared(recipe, model_input, splits, pre, info, torch.device(device))
@@ -115,9 +119,11 @@ def _preprocessed(
         kinds = data.extras.get("column_kinds")
         names = data.feature_names if kinds else None
         pre = Preprocessor(recipe.data.preprocessing, names, kinds).fit(raw.train.X)
-    train = Split(pre.transform(raw.train.X), raw.train.y)
-    val = Split(pre.transform(raw.val.X) if len(raw.val) else train.X[:0], raw.val.y)
-    test = Split(pre.transform(raw.test.X) if len(raw.test) else raw.test.X, raw.test.y)
+        pre.fit_target(raw.train.y, regression=data.task == "regression")
+    y = pre.scale_target  # regression targets standardized (identity without target scaling)
+    train = Split(pre.transform(raw.train.X), y(raw.train.y))
+    val = Split(pre.transform(raw.val.X) if len(raw.val) else train.X[:0], y(raw.val.y))
+    test = Split(pre.transform(raw.test.X) if len(raw.test) else raw.test.X, y(raw.test.y))
     input_shape = tuple(train.X.shape[1:])
     extras = dict(data.extras)
     features = pre.features()

@@ -259,6 +259,8 @@ def _run_engine(
         fit.techniques + callbacks,
         fit.state.task.target_kind,
         train_eval_batches=fit.train_eval,
+        target_shift=fit.state.task.target_shift,
+        target_scale=fit.state.task.target_scale,
     )
     wall, cpu = time.perf_counter(), time.process_time()
     engine.fit()

@@ -23,6 +23,11 @@ class TaskInfo:
     #: Extra facts some architectures need, e.g. {"vocab_size": 5000, "pad_index": 0} for
     #: text or {"numeric": 6, "cardinalities": [9, 16, …]} for tables with embedded categoricals.
     features: dict[str, Any] = field(default_factory=dict)
+    #: Regression targets are trained on as (y - target_shift) / target_scale; outputs in
+    #: original units are `output * target_scale + target_shift` (per column for several
+    #: targets). 0 and 1 when targets are used as they are (and for runs saved before).
+    target_shift: float | list[float] = 0.0
+    target_scale: float | list[float] = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form saved as the run's data.json."""
@@ -33,6 +38,8 @@ class TaskInfo:
             "classes": self.classes,
             "feature_names": self.feature_names,
             "features": self.features,
+            "target_shift": self.target_shift,
+            "target_scale": self.target_scale,
         }
 
     @classmethod
@@ -45,6 +52,8 @@ class TaskInfo:
             d.get("classes"),
             d.get("feature_names"),
             dict(d.get("features") or {}),
+            d.get("target_shift", 0.0),
+            d.get("target_scale", 1.0),
         )
 
 

@@ -98,7 +98,7 @@ def test_metrics_cover_each_task(breast_cancer_recipe, digits_recipe, tmp_path):
         out=tmp_path / "reg",
     )
     assert {"test_mae", "test_rmse", "test_r2"} <= set(reg.metrics)
-    assert reg.metrics["test_r2"] > 0.2  # standardized targets are not used: raw scale
+    assert reg.metrics["test_r2"] > 0.2  # 0.298 with standardized targets, 0.313 raw (seed 0)
 
 
 class PoisonLoss(Technique):

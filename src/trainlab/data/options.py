@@ -34,6 +34,11 @@ class PreprocessingConfig(StrictModel):
     `scale: auto` standardizes tables read from files and leaves images, text and the
     built-in arrays as they are. `pca` is a number of components (int) or a fraction of
     explained variance (0 < float < 1).
+
+    `target_scale: auto` standardizes regression targets (mean and standard deviation of
+    the training targets; `none` for classification): the model trains on scaled
+    targets, so the losses (`train_loss`, `val_loss`) are in scaled units, while metrics
+    (mae, rmse, r2) and predictions are in the targets' original units.
     """
 
     impute: Literal["none", "mean", "median", "most_frequent", "constant"] = "none"
@@ -43,6 +48,7 @@ class PreprocessingConfig(StrictModel):
     scale: Literal["auto", "none", "standard", "minmax", "robust"] = "auto"
     encode: Literal["onehot", "index"] = "onehot"
     pca: int | float | None = None
+    target_scale: Literal["auto", "none", "standard"] = "auto"
     text: TextConfig = Field(default_factory=TextConfig)
 
     @field_validator("pca")

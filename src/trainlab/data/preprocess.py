@@ -59,6 +59,9 @@ class Preprocessor:
         self.input_shape: tuple[int, ...] | None = None
         self.p: dict[str, Any] = {}
         self.vocab: Vocabulary | None = None
+        #: regression target standardization {"shift": mean, "scale": std} (per column
+        #: for multi-output targets), or None: targets are used as they are
+        self.target: dict[str, Any] | None = None
 
     # ----------------------------------------------------------------- fitting
     def fit(self, X: np.ndarray) -> Preprocessor:
@@ -77,6 +80,34 @@ class Preprocessor:
         self.column_names, self.column_kinds = names, kinds
         self._fit_columns(flat)
         return self
+
+    def fit_target(self, y: np.ndarray, regression: bool) -> Preprocessor:
+        """Learn the target standardization from the training targets `y` (regression only;
+        `target_scale: auto` is standard for regression; a constant target keeps scale 1)."""
+        mode = self.config.target_scale
+        if not regression or mode == "none" or len(y) == 0:
+            self.target = None
+            return self
+        y = np.asarray(y, dtype=np.float64)
+        mean, std = y.mean(axis=0), y.std(axis=0)
+        std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+        self.target = {"shift": mean.tolist(), "scale": std.tolist()}
+        return self
+
+    @property
+    def target_stats(self) -> tuple[Any, Any]:
+        """(shift, scale) with `original = scaled * scale + shift`; (0.0, 1.0) when none."""
+        if self.target is None:
+            return 0.0, 1.0
+        return self.target["shift"], self.target["scale"]
+
+    def scale_target(self, y: np.ndarray) -> np.ndarray:
+        """Targets in original units → the scaled units the model trains on."""
+        if self.target is None:
+            return y
+        shift, scale = self.target_stats
+        out = (np.asarray(y, dtype=np.float64) - np.asarray(shift)) / np.asarray(scale)
+        return out.astype(np.float32)
 
     def _scale_mode(self) -> str:
         mode = self.config.scale
@@ -283,6 +314,7 @@ class Preprocessor:
             "from_table": self.from_table,
             "params": self.p,
             "vocab": self.vocab.state_dict() if self.vocab is not None else None,
+            "target": self.target,
         }
 
     @classmethod
@@ -305,6 +337,7 @@ class Preprocessor:
                 }
             return legacy
         config = dict(state["config"])
+        config.setdefault("target_scale", "none")  # saved before targets were scaled
         if isinstance(config.get("text"), dict):
             # saved before the tokenizer was a choice: those vocabularies were built on words
             config["text"] = {"tokenizer": "words", **config["text"]}
@@ -315,6 +348,8 @@ class Preprocessor:
         pre.p = state["params"]
         if state.get("vocab") is not None:
             pre.vocab = Vocabulary.from_state_dict(state["vocab"])
+        # saved before target scaling existed: those runs trained on the targets as they are
+        pre.target = state.get("target")
         return pre
 
 

@@ -36,6 +36,9 @@ class Engine:
         techniques: subscribers, called per event in ascending `order` (the named slots
             of `engine.order.Slot`; ties keep this list's order).
         target_kind: "multiclass", "binary" or "regression" — how outputs become metrics.
+        target_shift / target_scale: regression only, the `TaskInfo`'s numbers that turn
+            outputs and targets back into original units before mae/rmse/r2 are computed;
+            the losses stay in the units the model trains on (standardized targets).
     """
 
     def __init__(
@@ -47,8 +50,11 @@ class Engine:
         techniques: list[Technique],
         target_kind: str,
         train_eval_batches: Iterable | None = None,
+        target_shift: Any = 0.0,
+        target_scale: Any = 1.0,
     ) -> None:
         self.state = state
+        self.target_shift, self.target_scale = target_shift, target_scale
         state.train_batches = train_batches
         self.train_eval_batches = train_eval_batches
         self.train_batches = train_batches
@@ -185,7 +191,13 @@ class Engine:
         metrics = {"loss": loss_sum / max(seen, 1)}
         if seen:
             metrics.update(
-                compute_metrics(torch.cat(outputs), torch.cat(targets), self.target_kind)
+                compute_metrics(
+                    torch.cat(outputs),
+                    torch.cat(targets),
+                    self.target_kind,
+                    self.target_shift,
+                    self.target_scale,
+                )
             )
         s.eval_metrics = {f"{split}_{k}": v for k, v in metrics.items()}
         self.fire(Event.EVAL_END)

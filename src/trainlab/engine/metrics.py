@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -22,13 +24,42 @@ def scores(outputs: torch.Tensor, target_kind: str) -> np.ndarray:
     return torch.sigmoid(outputs.float().reshape(-1)).cpu().numpy()
 
 
+def unscale(values: torch.Tensor, shift: Any = 0.0, scale: Any = 1.0) -> torch.Tensor:
+    """Regression values the model works in → original units: `values * scale + shift`.
+
+    `shift`/`scale` are plain numbers (or one per target column), the `TaskInfo`'s
+    `target_shift`/`target_scale`; (0, 1) returns `values` unchanged.
+    """
+    if _is_identity(shift, scale):
+        return values
+    dtype = torch.float64 if values.device.type != "mps" else torch.float32
+    v = values.to(dtype)
+    s = torch.as_tensor(scale, dtype=dtype, device=values.device)
+    b = torch.as_tensor(shift, dtype=dtype, device=values.device)
+    return v * s + b
+
+
+def _is_identity(shift: Any, scale: Any) -> bool:
+    return bool(np.all(np.asarray(shift) == 0.0) and np.all(np.asarray(scale) == 1.0))
+
+
 def compute_metrics(
-    outputs: torch.Tensor, targets: torch.Tensor, target_kind: str
+    outputs: torch.Tensor,
+    targets: torch.Tensor,
+    target_kind: str,
+    target_shift: Any = 0.0,
+    target_scale: Any = 1.0,
 ) -> dict[str, float]:
-    """Task metrics of a whole split (not including the loss)."""
+    """Task metrics of a whole split (not including the loss).
+
+    Regression outputs and targets are first un-scaled with `target_shift`/`target_scale`
+    (see `unscale`), so mae, rmse and r2 are in the targets' original units.
+    """
     if target_kind == "regression":
-        pred = outputs.float().reshape(targets.shape).cpu().numpy()
-        true = targets.float().cpu().numpy()
+        outputs = unscale(outputs.float().reshape(targets.shape), target_shift, target_scale)
+        targets = unscale(targets.float(), target_shift, target_scale)
+        pred = outputs.cpu().numpy()
+        true = targets.cpu().numpy()
         err = pred - true
         ss_tot = float(((true - true.mean()) ** 2).sum())
         return {
