@@ -77,3 +77,15 @@ def test_real_run_good_fit_on_breast_cancer(tmp_path, breast_cancer_recipe):
     assert d.findings == []
     assert d.train_error == pytest.approx(1 - run.history[-1]["train_eval_accuracy"])
     assert d.train_error < 0.05
+
+
+def test_negative_r2_is_underfitting_even_while_the_loss_still_falls():
+    history = [
+        {"train_eval_r2": r2 + 0.1, "val_r2": r2, "val_loss": loss, "train_eval_loss": loss}
+        for r2, loss in ((-9.0, 9e4), (-7.5, 6e4), (-5.8, 4e4))
+    ]
+    d = analyze_fit(history)
+    assert d.val_trend > 0.03  # the loss still falls fast: once read as "still improving"
+    assert d.verdict == UNDERFITTING
+    assert "validation R² is -5.80" in d.reason
+    assert [f.code.value for f in d.findings] == ["UNDERFITTING"]

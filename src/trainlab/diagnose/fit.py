@@ -171,6 +171,12 @@ def _judge(
             f"validation loss rose {rise:.0%} above its best while the training loss kept "
             f"falling (error gap {variance:.1%})"
         )
+    if d.metric == "r2" and val_err is not None and val_err > 1:
+        # worse than predicting the mean: never "still improving" or "no alarm"
+        return UNDERFITTING, (
+            f"validation R² is {1 - val_err:.2f}: worse than predicting the training mean; "
+            "check the target's scale (data.preprocessing.target_scale) and the learning rate"
+        )
     if bias > bias_threshold and not improving:
         return UNDERFITTING, (
             f"training error {train_err:.1%} is {bias:.1%} above the reference "
