@@ -20,7 +20,6 @@ from trainlab.data.batching import TensorBatches
 from trainlab.engine import determinism
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
-from trainlab.errors import RecipeError
 from trainlab.models.summary import ModelSummary, summarize
 from trainlab.prepare import Prepared, prepare
 
@@ -46,25 +45,17 @@ class Fit:
 
 
 def build_techniques(recipe: Recipe) -> list[Technique]:
-    """Instantiate the recipe's techniques; refuse target rewriters that cannot share a run."""
+    """Instantiate the recipe's techniques; target rewriters that alternate take turns.
+
+    Combinations that cannot share a run (declared conflicts, rewriters that do not all
+    set `alternate: true`) were refused when the recipe loaded (`check_combination`).
+    """
     techniques = [spec.entry.builder(spec.params) for spec in recipe.techniques]
-    rewriting = [
-        (s.name, t)
-        for s, t in zip(recipe.techniques, techniques, strict=True)
-        if t.rewrites_targets
-    ]
+    rewriting = [t for t in techniques if t.rewrites_targets]
     if len(rewriting) > 1:
-        # Target rewriters (mixup, cutmix) may take turns batch by batch when every one
-        # of them sets `alternate: true`; otherwise the combination is refused.
-        if not all(getattr(t, "alternate", False) for _, t in rewriting):
-            raise RecipeError(
-                f"techniques: {' and '.join(n for n, _ in rewriting)} both rewrite the "
-                "targets and cannot be combined in one run; keep one, or set "
-                "alternate: true on each to take turns batch by batch"
-            )
-        for slot, (_, t) in enumerate(rewriting):
-            t.take_turns(slot, len(rewriting))
-    return techniques  # declared conflicts are refused when the recipe loads (schema.py)
+        for slot, technique in enumerate(rewriting):
+            technique.take_turns(slot, len(rewriting))
+    return techniques
 
 
 def assemble(

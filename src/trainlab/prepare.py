@@ -42,11 +42,6 @@ class Prepared:
     info: TaskInfo
     device: torch.device
 
-    @property
-    def task(self) -> str:
-        """The dataset's task: classification or regression."""
-        return self.data.task
-
     def tensors(
         self, split: SplitName, limit: int | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
