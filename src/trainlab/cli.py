@@ -193,7 +193,9 @@ def train(
     run = train_recipe(recipe, overrides or [], out=out_dir, name=name, quiet=quiet, store=store)
     summary = run.summary()
     if not as_json:
+        _print_table_facts(run.run_dir)
         _print_metrics(f"{run.run_dir.name}: {run.status}", run.metrics)
+        _print_baselines(summary)
         out.print(f"run directory: {run.run_dir}")
     emit(summary, as_json)
     raise_if_diverged(run)
@@ -206,6 +208,54 @@ def _print_metrics(title: str, metrics: dict[str, float]) -> None:
     for k, v in metrics.items():
         table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
     out.print(table)
+
+
+def _print_table_facts(run_dir: Path) -> None:
+    """A user's table: the column roles inferred (what was dropped, and why) and what was
+    imputed, as data.json records them."""
+    import json
+
+    from rich.markup import escape
+
+    from trainlab.data.roles import TableSchema
+
+    try:
+        table = json.loads((run_dir / "data.json").read_text()).get("table") or {}
+    except (OSError, ValueError):
+        return
+    if table.get("schema"):
+        out.print(escape(TableSchema.from_dict(table["schema"]).summary()), soft_wrap=True)
+    for note in table.get("imputed") or []:
+        out.print(f"imputed {escape(note)}", soft_wrap=True)
+
+
+def _print_baselines(summary: dict[str, Any]) -> None:
+    """The network's main test metrics beside the baselines' (when the run fitted any)."""
+    baselines = summary.get("baselines") or {}
+    if not baselines:
+        return
+    metrics = summary.get("metrics") or {}
+    named = [(n, b) for n, b in baselines.items() if isinstance(b, dict)]
+    fitted = [b for _, b in named if "error" not in b]
+    main = ("test_accuracy", "test_r2", "test_rmse")
+    keys = [k for k in main if k in metrics or (fitted and k in fitted[0])]
+    table = Table(title="network vs baselines (test split)")
+    for col in ("model", *(k.removeprefix("test_") for k in keys), "fit seconds"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    network_seconds = (summary.get("timings") or {}).get("fit_seconds")
+    rows = [("network", metrics, network_seconds)]
+    rows += [(name, b, b.get("fit_seconds")) for name, b in named]
+    for name, values, seconds in rows:
+        if "error" in values:
+            table.add_row(name, *(["-"] * len(keys)), f"failed: {values['error']}"[:60])
+            continue
+        cells = [_number(values.get(k)) for k in keys]
+        table.add_row(name, *cells, _number(seconds, "{:.2f}"))
+    out.print(table)
+
+
+def _number(value: Any, fmt: str = "{:.4f}") -> str:
+    return fmt.format(value) if isinstance(value, int | float) else "-"
 
 
 @app.command()

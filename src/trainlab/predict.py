@@ -11,7 +11,14 @@ import torch
 
 from trainlab import setup
 from trainlab.data.preprocess import Preprocessor
-from trainlab.data.table import Table, raw_rows, read_table
+from trainlab.data.table import (
+    SAMPLE_LINES,
+    Table,
+    looks_like_header,
+    raw_rows,
+    read_table,
+    read_text,
+)
 from trainlab.engine.checkpoint import load_weights
 from trainlab.engine.loop import Engine
 from trainlab.engine.metrics import predictions, scores, unscale
@@ -71,6 +78,15 @@ class Predictor:
         return torch.as_tensor(arr, dtype=torch.float32, device=self.device)
 
     def _table_rows(self, x: Any) -> np.ndarray:
+        """Table inputs → the raw features preprocessing takes, by the run's column roles
+        (runs saved before roles existed: by the preprocessor's column names and kinds)."""
+        table = self.info.table or {}
+        if table.get("schema"):
+            from trainlab.data.roles import TableSchema, cells_by_column
+
+            schema = TableSchema.from_dict(table["schema"])
+            source = getattr(x, "source", "") or "input"
+            return schema.encode(cells_by_column(x, schema.input_columns), source)
         pre = self.preprocessor
         return raw_rows(x, pre.column_names or [], pre.column_kinds or [], self._missing_markers())
 
@@ -96,11 +112,13 @@ class Predictor:
     def read_inputs(self, path: str | Path) -> Any:
         """Prediction inputs from `path`, read the way this run's training file was.
 
-        A run trained on a `csv` dataset reads any file but .npy/.npz with its recipe's
-        delimiter, header, encoding (missing markers apply in `predict`), whatever the
-        extension (.csv, .tsv, .txt, .data, none); the target and dropped columns may be
-        present. A `text` run reads .txt as one sentence a line and other tables with its
-        recipe's delimiter and encoding. Other runs: the module's `read_inputs`.
+        A run trained on a `csv` dataset reads any file but .npy/.npz with the reader
+        settings its training file was read with (data.json's `table.reader`: delimiter,
+        header, encoding as detected; runs saved before: the recipe's, "auto" detecting
+        again), whatever the extension (.csv, .tsv, .txt, .data, none); missing markers
+        apply in `predict`; the target and dropped columns may be present. A `text` run
+        reads .txt as one sentence a line and other tables with its recipe's delimiter
+        and encoding. Other runs: the module's `read_inputs`.
         """
         path = Path(path)
         ds = self.run.recipe.data.dataset
@@ -112,7 +130,8 @@ class Predictor:
             if suffix == ".txt" or (suffix in (".csv", ".tsv") and params.delimiter == "auto"):
                 return read_inputs(path)
             return read_table(path, params.delimiter, True, params.encoding)
-        return read_run_table(path, params, self.preprocessor.column_names or [])
+        reader = (getattr(self.info, "table", None) or {}).get("reader")
+        return read_run_table(path, params, self.preprocessor.column_names or [], reader)
 
     def _missing_markers(self) -> tuple[str, ...]:
         from trainlab.data.table import DEFAULT_MISSING
@@ -256,75 +275,83 @@ def read_inputs(path: str | Path) -> np.ndarray:
     raise DataError(f"input file '{path}': unsupported type '{suffix}'; use .npy, .npz or .csv")
 
 
-def read_run_table(path: str | Path, params: Any, features: list[str]) -> Table:
-    """`path` read with a `csv` run's reader settings (`params`: delimiter, header, encoding).
+def read_run_table(
+    path: str | Path, params: Any, features: list[str], reader: dict[str, Any] | None = None
+) -> Table:
+    """`path` read with a `csv` run's reader settings.
 
-    A file without a header row (numbers only, none of them a training column name) is
-    read as rows; rows of exactly the training features take their names in training
-    order, and for a run trained without header (columns c0, c1, …) rows of every column
-    or of every column but the target get those names.
+    `reader` is the training table's resolved `format` (delimiter, header, encoding);
+    without it (runs saved before) `params`' delimiter, header, encoding, where "auto"
+    detects again. The first row is a header when it holds a training column name;
+    otherwise, unless the run was trained without header, when it looks like one
+    (`looks_like_header`), so that a file of rows only is read as rows. Rows of exactly
+    the training features take their names in training order, and for a run trained
+    without header (columns c0, c1, …) rows of every column or of every column but the
+    target get those names.
     """
-    table = read_table(path, params.delimiter, params.header, params.encoding)
-    header = params.header
-    if header and features and not set(table.names) & set(features):
-        if all(_is_number(c) for c in table.names):
-            table, header = read_table(path, params.delimiter, False, params.encoding), False
-    if header:
-        return table
-    width = len(table.names)
+    delimiter, header, encoding = _reader_settings(params, reader)
+    probe = read_table(path, delimiter, False, encoding)
+    fmt = probe.format
+    if features and set(probe.rows[0]) & set(features):
+        has_header = True
+    elif header is False:
+        has_header = False
+    else:
+        has_header = looks_like_header(probe.rows[: SAMPLE_LINES + 1])
+    if has_header:
+        return read_table(path, fmt["delimiter"], True, fmt["encoding"])
+    width = len(probe.names)
     if width == len(features):
-        return Table(list(features), table.rows, table.source)
+        return Table(list(features), probe.rows, probe.source, fmt)
     positions = [int(n[1:]) for n in (*features, params.target, *params.drop) if n[1:].isdigit()]
     full = [f"c{i}" for i in range(max(positions, default=-1) + 1)]
     if width == len(full) - 1 and params.target in full:
-        return Table([n for n in full if n != params.target], table.rows, table.source)
-    return table
+        return Table([n for n in full if n != params.target], probe.rows, probe.source, fmt)
+    return probe
 
 
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
+def _reader_settings(params: Any, reader: dict[str, Any] | None) -> tuple[str, Any, str]:
+    """(delimiter, header, encoding) for reading a csv run's prediction files.
+
+    The recorded settings win; a recorded utf-8 becomes "auto" again when the recipe said
+    "auto" (UTF-8 is tried first, so the same files read the same, and a cp1252 file of
+    new rows still reads).
+    """
+    if not reader:
+        return params.delimiter, params.header, params.encoding
+    encoding = reader.get("encoding") or params.encoding
+    if getattr(params, "encoding", "auto") == "auto" and encoding in ("utf-8", "utf-8-sig"):
+        encoding = "auto"
+    header = reader.get("header", params.header)
+    return reader.get("delimiter") or params.delimiter, header, encoding
 
 
-def _read_numeric_csv(path: Path, delimiter: str) -> np.ndarray:
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    if not lines:
-        raise DataError(f"'{path}' is empty")
-    first = lines[0].split(delimiter)
-    try:
-        [float(v) for v in first]
-        body = lines
-    except ValueError:
-        body = lines[1:]  # a header row
-    rows = []
-    for i, line in enumerate(body, start=len(lines) - len(body) + 1):
-        try:
-            rows.append([float(v) if v.strip() else float("nan") for v in line.split(delimiter)])
-        except ValueError:
-            raise DataError(f"'{path}' line {i}: non-numeric value in '{line[:60]}'") from None
-    widths = {len(r) for r in rows}
-    if len(widths) != 1:
-        raise DataError(f"'{path}': rows have different numbers of columns {sorted(widths)}")
-    return np.asarray(rows, dtype=np.float32)
+def _numeric_rows(table: Table) -> np.ndarray:
+    """A table's cells as float32 rows (empty cells NaN), or a DataError naming the cell."""
+    out = np.empty((len(table.rows), len(table.names)), dtype=np.float32)
+    for i, row in enumerate(table.rows):
+        for j, cell in enumerate(row):
+            try:
+                out[i, j] = float(cell) if cell else np.nan
+            except ValueError:
+                raise DataError(
+                    f"'{table.source}' row {i + 1}, column {j + 1}: non-numeric value "
+                    f"{cell[:40]!r}; give numbers, or a header row naming the columns"
+                ) from None
+    return out
 
 
 def _read_text_input(path: Path, suffix: str) -> np.ndarray | Table:
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    if not lines:
-        raise DataError(f"'{path}' is empty")
+    """A .csv/.tsv with a header → Table, without → numbers; a .txt: numbers, or else one
+    sentence a line. Delimiter, header and encoding are detected (`read_table`)."""
     if suffix == ".txt":
         try:
-            return _read_numeric_csv(path, ",")
+            return _numeric_rows(read_table(path))
         except DataError:
+            text, _ = read_text(path)
+            lines = [ln.strip() for ln in text.replace("\r", "\n").split("\n") if ln.strip()]
             out = np.empty(len(lines), dtype=object)
-            out[:] = [ln.strip() for ln in lines]
+            out[:] = lines
             return out
-    delimiter = "\t" if suffix == ".tsv" else ","
-    try:
-        [float(v) for v in lines[0].split(delimiter)]
-    except ValueError:
-        return read_table(path, delimiter, header=True)
-    return _read_numeric_csv(path, delimiter)
+    table = read_table(path, "\t" if suffix == ".tsv" else "auto")
+    return table if table.format["header"] else _numeric_rows(table)

@@ -97,7 +97,10 @@ def prepare(
     splits, pre, model_input = _preprocessed(recipe, data, preprocessor)
     shift, scale = pre.target_stats
     info = setup.task_info(recipe, model_input)
-    info = dataclasses.replace(info, target_shift=shift, target_scale=scale)
+    table = model_input.extras.get("table")
+    if table is not None:
+        table = {**table, "imputed": pre.imputation_notes()}
+    info = dataclasses.replace(info, target_shift=shift, target_scale=scale, table=table)
     if check_finite:
         setup.check_finite(splits, recipe.data.dataset.name)
     return Prepared(recipe, model_input, splits, pre, info, torch.device(device))

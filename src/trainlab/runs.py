@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,6 +13,7 @@ import yaml
 
 from trainlab import environment, failures
 from trainlab.assembly import Fit, assemble
+from trainlab.baselines import BASELINES, fit_baselines, wants_baselines
 from trainlab.config.loading import RecipeLike, dump_recipe, load_recipe, recipe_hash
 from trainlab.config.schema import Recipe, validate_recipe
 from trainlab.engine import determinism
@@ -25,9 +27,12 @@ from trainlab.engine.technique import Technique
 from trainlab.errors import DivergenceError, RunError, TrainlabError
 from trainlab.fileio import atomic_write_bytes, atomic_write_text
 from trainlab.names import check_safe_name
-from trainlab.prepare import prepare
+from trainlab.prepare import Prepared, prepare
 from trainlab.store.index import RunIndex, default_runs_root
 from trainlab.store.rundir import UNFINISHED, RunDir, RunStatus, next_free_run_dir
+
+#: The baseline models' test metrics in a run directory (`baselines.fit_baselines`).
+BASELINES_FILE = "baselines.json"
 
 
 @dataclass
@@ -50,6 +55,12 @@ class Run:
     def stop_reason(self) -> str | None:
         """Why training ended (a `StopReason` value)."""
         return self.info.get("stop_reason")
+
+    @property
+    def baselines(self) -> dict[str, dict[str, Any]]:
+        """The baseline models' test metrics (`baselines.json`; `{}` when none were fitted,
+        as for runs saved before baselines existed)."""
+        return RunDir(self.run_dir).read_json(BASELINES_FILE, default={})
 
     @classmethod
     def open(cls, run_dir: str | Path) -> Run:
@@ -74,6 +85,7 @@ class Run:
             "stop_message": self.info.get("stop_message", ""),
             "epochs": self.info.get("epochs_completed"),
             "metrics": self.metrics,
+            "baselines": self.baselines,
             "timings": self.info.get("timings", {}),
         }
 
@@ -204,7 +216,7 @@ def _train_run(plan: RunPlan) -> Run:
     timings = _run_engine(plan, fit, checkpoints, record)
     failures.now("saving the run")
     timings["total_seconds"] = round(time.perf_counter() - started, 4)
-    return _finish(plan, fit, checkpoints, record, timings)
+    return _finish(plan, fit, checkpoints, record, timings, prepared)
 
 
 def _start_record(plan: RunPlan, fit: Fit, det: dict, resumed_from: int | None) -> dict:
@@ -284,9 +296,15 @@ def final_metrics(state: State) -> dict[str, float]:
 
 
 def _finish(
-    plan: RunPlan, fit: Fit, checkpoints: CheckpointStore, record: dict, timings: dict
+    plan: RunPlan,
+    fit: Fit,
+    checkpoints: CheckpointStore,
+    record: dict,
+    timings: dict,
+    prepared: Prepared,
 ) -> Run:
-    """Save the weights to predict with, the final metrics and the finished run.json."""
+    """Save the weights to predict with, the final metrics, the baselines and the
+    finished run.json."""
     rd, state = plan.rd, fit.state
     reason = state.stop_reason or StopReason.COMPLETED
     if reason in NON_FINITE:
@@ -298,6 +316,7 @@ def _finish(
         status = RunStatus.COMPLETED if reason == StopReason.COMPLETED else RunStatus.STOPPED
         save_weights(fit.model, rd.weights)
     metrics = final_metrics(state)
+    _write_baselines(plan, prepared, timings)
     record.update(
         status=status,
         stop_reason=reason.value,
@@ -313,6 +332,25 @@ def _finish(
     return Run(rd.path, plan.recipe, record, metrics, list(state.history))
 
 
+def _write_baselines(plan: RunPlan, prepared: Prepared, timings: dict) -> None:
+    """Fit and save the baselines when the recipe wants them (never for a search trial,
+    which must not look at the test split); any failure is a warning, never the run's."""
+    rd = plan.rd
+    (rd.path / BASELINES_FILE).unlink(missing_ok=True)  # a resumed run's are refitted
+    try:
+        if not plan.evaluate_test or not wants_baselines(plan.recipe, prepared):
+            return
+        failures.now("fitting baselines")
+        started = time.perf_counter()
+        baselines = fit_baselines(prepared)
+        timings["baselines_seconds"] = round(time.perf_counter() - started, 4)
+        rd.write_json(BASELINES_FILE, baselines)
+    except Exception as exc:  # noqa: BLE001 - a baseline must never fail the run
+        message = f"{type(exc).__name__}: {exc}"
+        warnings.warn(f"baselines not fitted: {message}", RuntimeWarning, stacklevel=2)
+        rd.write_json(BASELINES_FILE, {name: {"error": message} for name in BASELINES})
+
+
 def _train_folds(
     recipe: Recipe, out: Path, quiet: bool, store: str | None, study: str | None
 ) -> Run:
@@ -323,7 +361,24 @@ def _train_folds(
         return train(fold_recipe, out=fold_dir, quiet=quiet, store=store, study=study)
 
     info, metrics = train_folds(recipe, out, train_fold, store=store, study=study)
+    _summarize_fold_baselines(out, [Path(f["run_dir"]) for f in info["folds"]])
     return Run(out, recipe, info, metrics, [])
+
+
+def _summarize_fold_baselines(out: Path, fold_dirs: list[Path]) -> None:
+    """The folds' baselines as mean ± std (`<metric>_std`), like the folds' metrics."""
+    from trainlab.cv import summarize
+
+    per_fold = [RunDir(d).read_json(BASELINES_FILE, default={}) for d in fold_dirs]
+    summary: dict[str, dict[str, Any]] = {}
+    for name in BASELINES:
+        fitted = [b[name] for b in per_fold if "error" not in b.get(name, {"error": ""})]
+        if len(fitted) == len(fold_dirs) and fitted:
+            summary[name] = summarize(fitted)
+        elif any(name in b for b in per_fold):
+            summary[name] = {"error": f"fitted on {len(fitted)} of {len(fold_dirs)} folds"}
+    if summary:
+        RunDir(out).write_json(BASELINES_FILE, summary)
 
 
 def _record_failure(

@@ -28,6 +28,10 @@ class TaskInfo:
     #: targets). 0 and 1 when targets are used as they are (and for runs saved before).
     target_shift: float | list[float] = 0.0
     target_scale: float | list[float] = 1.0
+    #: A table read from a user's file: {"schema": column roles (data/roles.py),
+    #: "reader": the resolved delimiter/header/encoding, "imputed": what was filled in}.
+    #: None for other data and for runs saved before.
+    table: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form saved as the run's data.json."""
@@ -40,6 +44,7 @@ class TaskInfo:
             "features": self.features,
             "target_shift": self.target_shift,
             "target_scale": self.target_scale,
+            "table": self.table,
         }
 
     @classmethod
@@ -54,6 +59,7 @@ class TaskInfo:
             dict(d.get("features") or {}),
             d.get("target_shift", 0.0),
             d.get("target_scale", 1.0),
+            d.get("table"),
         )
 
 

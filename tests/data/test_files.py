@@ -74,8 +74,14 @@ def test_missing_target_column_is_named(tmp_path):
 def test_text_in_a_numeric_column_is_named(tmp_path):
     rows = ["x,y"] + [f"{i},{i % 2}" for i in range(20)] + ["twelve,0"]
     path = _write(tmp_path / "t.csv", "\n".join(rows) + "\n")
+    # inferred: one repeated text value in a column of numbers marks a missing value
+    data = _load("csv", path=str(path), target="y")
+    (col,) = data.extras["table"]["schema"]["columns"]
+    assert col["role"] == "numeric" and col["markers"] == ["twelve"]
+    assert np.isnan(data.X[20, 0]) and data.X[3, 0] == 3.0
+    # declared numeric: the text is refused, naming the row and the fixes
     with pytest.raises(DataError, match=r"column 'x' is numeric but row 21 holds text 'twelve'"):
-        _load("csv", path=str(path), target="y")
+        _load("csv", path=str(path), target="y", numeric=["x"])
 
 
 def test_empty_file_is_named(tmp_path):

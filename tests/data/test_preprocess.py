@@ -36,6 +36,9 @@ def _fit(data, rows=3000, **cfg):
         {"impute": "mean", "scale": "minmax", "categorical_missing": "most_frequent"},
         {"impute": "constant", "fill_value": -1, "scale": "robust", "encode": "index"},
         {"scale": "standard", "pca": 0.9},
+        {"encode": "auto", "onehot_max": 5, "scale": "standard"},  # rare values → <other>
+        {"encode": "onehot", "scale": "standard"},
+        {"impute": "median", "scale": "quantile"},
     ],
 )
 def test_numpy_transform_equals_the_fitted_sklearn_pipeline(adult, cfg):
@@ -58,6 +61,11 @@ def test_numpy_transform_equals_the_fitted_sklearn_pipeline(adult, cfg):
         assert pre.output_dim == ours.shape[1] < 30  # of ~100 one-hot + numeric columns
         assert 0.9 <= p["pca_explained"] < 0.93
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+    if cfg.get("onehot_max") == 5:
+        widths = [len(v) + other for v, other in zip(p["categories"], p["other"], strict=True)]
+        education = p["categorical"].index(pre.column_names.index("education"))
+        assert max(widths) == 5 and p["other"][education]
+        assert "education=<other>" in pre.output_names and pre.output_dim == ours.shape[1]
     # the saved state is plain JSON and rebuilds the same transform
     state = json.loads(json.dumps(pre.state_dict()))
     np.testing.assert_array_equal(Preprocessor.from_state_dict(state).transform(rows), ours)
@@ -107,10 +115,10 @@ def _train_raw(recipe, data):
     return canonical_split(data, recipe.data.test_size, recipe.data.val_size, 0).train.X
 
 
-def test_nan_without_imputer_names_the_column(tmp_path):
+def test_missing_numbers_are_imputed_by_default_and_refused_without_imputer(tmp_path):
     path = tmp_path / "t.csv"
     rows = ["height,weight,y"] + [
-        f"{150 + i},{'' if i == 3 else 50 + i},{i % 2}" for i in range(40)
+        f"{150 + (7 * i) % 40},{'' if i == 3 else 50 + i},{i % 2}" for i in range(40)
     ]
     path.write_text("\n".join(rows) + "\n")
     recipe = {
@@ -118,10 +126,15 @@ def test_nan_without_imputer_names_the_column(tmp_path):
         "model": "mlp",
         "train": {"epochs": 1},
     }
+    run = trainlab.train(recipe, out=tmp_path / "run")
+    assert run.status == "completed"
+    data = json.loads((run.run_dir / "data.json").read_text())
+    assert "weight_missing" in data["feature_names"]
+    (note,) = data["table"]["imputed"]
+    assert note.startswith("weight: missing values filled with the training median")
+    recipe["data"]["preprocessing"] = {"impute": "none"}
     with pytest.raises(DataError, match="column 'weight' has 1 missing values.*impute"):
-        trainlab.train(recipe, out=tmp_path / "run")
-    recipe["data"]["preprocessing"] = {"impute": "median"}
-    assert trainlab.train(recipe, out=tmp_path / "run2").status == "completed"
+        trainlab.train(recipe, out=tmp_path / "run2")
 
 
 def test_index_encoding_layout_for_embeddings(adult):

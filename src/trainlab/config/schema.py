@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -156,6 +156,10 @@ class TrainConfig(StrictModel):
     device: str = "auto"
     threads: int | None = Field(None, gt=0)
     deterministic: bool = True
+    #: Baselines fitted beside the network on the same split and scored on the test split
+    #: (scikit-learn's HistGradientBoosting and a linear model; `baselines.json`): auto on
+    #: a user's table (csv, adult), always (any data, features flattened) or none.
+    baselines: Literal["auto", "none", "always"] = "auto"
 
     @field_validator("device")
     @classmethod
@@ -230,6 +234,14 @@ def validate_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:
     if not isinstance(data, dict):
         raise RecipeError(
             f"{source}: a recipe must be a mapping of sections, got {type(data).__name__}"
+        )
+    from trainlab.config.presets import apply_preset, dataset_name
+
+    data = apply_preset(data)
+    if "model" not in data:
+        raise RecipeError(
+            f"{source}: model: no model named, and dataset '{dataset_name(data)}' has no "
+            "default; name one, e.g. model: mlp (tables), cnn (images), text_cnn (text)"
         )
     try:
         return Recipe(**data)

@@ -222,6 +222,7 @@ def _adult_table(name: str):
     samples=48842,
     features=14,
     classes=2,
+    preset="tabular",
 )
 def load_adult(params: StrictModel) -> ArrayData:
     """Raw typed columns (categoricals as strings); the official test file is the test split."""

@@ -17,16 +17,17 @@ from __future__ import annotations
 import codecs
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from trainlab.data.arrays import ArrayData
 from trainlab.data.registry import DATASETS
-from trainlab.data.table import DEFAULT_MISSING, encode_target, read_table, type_columns
+from trainlab.data.roles import ROLES, infer_schema, roles_from_lists
+from trainlab.data.table import DEFAULT_MISSING, encode_target, read_table
 from trainlab.errors import DataError
 from trainlab.names import did_you_mean
 from trainlab.params import StrictModel
@@ -49,10 +50,19 @@ CIFAR10_CLASSES = [
 
 
 def check_delimiter(value: str) -> str:
-    """'auto' or one character: what Python's csv module can split on."""
-    if value != "auto" and len(value) != 1:
-        raise ValueError(f"delimiter must be 'auto' or one character, e.g. ',' (got {value!r})")
-    return value
+    """'auto', 'whitespace' (runs of spaces/TABs; a single space means it too) or one
+    character other than a quote or a line break: what the table reader splits on.
+    'tab' and a backslash-t (as a shell passes `\\t`) mean a TAB."""
+    if value.lower() == "tab" or value == "\\t":
+        return "\t"
+    if value in ("auto", "whitespace") or (len(value) == 1 and value not in '"\r\n'):
+        return value
+    blank = " (a bare TAB or space on the command line arrives empty: quote it)"
+    blank = "" if value else blank
+    raise ValueError(
+        f"delimiter must be 'auto', 'whitespace' (runs of spaces or TABs) or one character "
+        f"such as ',' ';' '|' or a TAB (got {value!r}){blank}"
+    )
 
 
 def check_encoding(value: str) -> str:
@@ -64,7 +74,30 @@ def check_encoding(value: str) -> str:
     return value
 
 
+def check_table_encoding(value: str) -> str:
+    """'auto' (UTF-8, then cp1252, then latin-1) or a text encoding Python knows."""
+    try:
+        return value if value == "auto" else check_encoding(value)
+    except ValueError:
+        raise ValueError(
+            f"unknown text encoding {value!r}; use auto, or e.g. utf-8, cp1252, latin-1"
+        ) from None
+
+
+def check_header(value: object) -> object:
+    """'auto', true or false (YAML's yes/no and the strings 'true'/'false' too)."""
+    if value == "auto" or isinstance(value, bool):
+        return value
+    words = {"true": True, "yes": True, "false": False, "no": False}
+    if isinstance(value, str) and value.lower() in words:
+        return words[value.lower()]
+    raise ValueError(f"header must be auto, true or false (got {value!r})")
+
+
 Delimiter = Annotated[str, AfterValidator(check_delimiter)]
+TableEncoding = Annotated[str, AfterValidator(check_table_encoding)]
+Header = Annotated[Literal["auto"] | bool, BeforeValidator(check_header)]
+ColumnRoleName = Literal[ROLES]  # type: ignore[valid-type]
 Encoding = Annotated[str, AfterValidator(check_encoding)]
 PathText = Annotated[str, Field(min_length=1)]
 
@@ -80,17 +113,35 @@ def _existing(path: str, key: str = "path") -> Path:
 
 # ------------------------------------------------------------------------ tables
 class CsvParams(StrictModel):
-    """Options of the `csv` dataset: a delimited table with a header row."""
+    """Options of the `csv` dataset: a delimited text table (any extension), read by pandas.
+
+    Reader options (what was used, detected values resolved, is kept with the run and
+    applies again to prediction files):
+
+    - `delimiter`: "auto" (default: a `.tsv` is TAB-separated; otherwise `,` TAB `;` `|`
+      and whitespace are tried on the first 50 lines and the one giving every line the
+      same number of fields, most fields first, wins), "whitespace" (runs of spaces and
+      TABs, as in UCI's housing.data and auto-mpg.data; a single space " " means this
+      too) or one character (a TAB is only a TAB). Quoted fields ("a, b") are one cell;
+      a separator at the end of a line adds no column.
+    - `header`: "auto" (default: the first row names the columns when most numeric
+      columns have text there, or, in a file without numbers, when none of its cells
+      recurs below it), true or false. Without a header the columns are named c0, c1, …
+      (use those names in `target`, `drop`, `categorical` …).
+    - `encoding`: "auto" (default: UTF-8 with or without BOM, then cp1252, then latin-1)
+      or a codec name such as utf-8, cp1252, latin-1.
+    """
 
     path: PathText
     target: str
     test_path: PathText | None = None
     delimiter: Delimiter = "auto"
-    header: bool = True
-    encoding: Encoding = "utf-8"
+    header: Header = "auto"
+    encoding: TableEncoding = "auto"
     categorical: list[str] = []
     numeric: list[str] = []
     drop: list[str] = []
+    roles: dict[str, ColumnRoleName] = {}
     missing: list[str] = list(DEFAULT_MISSING)
     task: Literal["auto", "classification", "regression"] = "auto"
 
@@ -104,9 +155,61 @@ def table_dataset(
     missing: Sequence[str] = DEFAULT_MISSING,
     task: str = "auto",
     source: str = "",
+    roles: Mapping[str, str] | None = None,
 ) -> ArrayData:
-    """Typed features and encoded target of one table (or a train table and a test table)."""
+    """Features and encoded target of one table (or a train table and a test table).
+
+    Column roles (roles.py) are inferred on the first table, with `roles` and the
+    `categorical` / `numeric` / `drop` lists as overrides, and applied to both; the
+    schema is kept in `extras["table"]` for data.json and prediction.
+    """
     first = tables[0]
+    _check_columns(first, target, drop)
+    features = [n for n in first.names if n != target]
+    wanted = roles_from_lists(roles or {}, categorical, numeric, drop)
+    schema = infer_schema(first, features, wanted, missing)
+    if not schema.input_columns:
+        raise DataError(
+            f"{first.source}: no usable feature columns besides the target '{target}' "
+            f"({schema.summary()}); set data.dataset.roles"
+        )
+    X = schema.encode(_columns(first), first.source)
+    y, task, classes = encode_target(first.column(target), target, first.source, task)
+    X_test = y_test = None
+    if len(tables) > 1:
+        test = tables[1]
+        lacking = [c for c in (*schema.input_columns, target) if c not in test.names]
+        if lacking:
+            raise DataError(f"{test.source}: lacks column '{lacking[0]}' of the training file")
+        X_test = schema.encode(_columns(test), test.source)
+        both = [*first.column(target), *test.column(target)]
+        y_all, task, classes = encode_target(both, target, first.source, task)
+        y, y_test = y_all[: len(first)], y_all[len(first) :]
+    table_facts = {"schema": schema.to_dict(), "reader": dict(getattr(first, "format", {}))}
+    return ArrayData(
+        X,
+        y,
+        task,
+        classes,
+        schema.feature_names,
+        X_test=X_test,
+        y_test=y_test,
+        source=source or first.source,
+        extras={"column_kinds": schema.feature_kinds, "table": table_facts},
+    )
+
+
+def _columns(table: Any) -> dict[str, list[str]]:
+    """A Table's cells by column name."""
+    columns: dict[str, list[str]] = {n: [] for n in table.names}
+    for row in table.rows:
+        for name, cell in zip(table.names, row, strict=False):
+            columns[name].append(cell)
+    return columns
+
+
+def _check_columns(first: Any, target: str, drop: Sequence[str]) -> None:
+    """The target and dropped columns exist (did-you-mean otherwise)."""
     if target not in first.names:
         raise DataError(
             f"{first.source}: target column '{target}' not found; columns are "
@@ -119,42 +222,8 @@ def table_dataset(
             f"{first.source}: data.dataset.drop names column '{unknown[0]}', which the file "
             f"lacks; {did_you_mean(unknown[0], first.names)}columns are {', '.join(first.names)}"
         )
-    features = [n for n in first.names if n != target and n not in drop]
-    if not features:
-        raise DataError(f"{first.source}: no feature columns besides the target '{target}'")
-    if len(tables) == 1:
-        X, kinds = type_columns(first, features, categorical, numeric, missing)
-        y, task, classes = encode_target(first.column(target), target, first.source, task)
-        X_test = y_test = None
-    else:
-        test = tables[1]
-        missing_cols = [c for c in (*features, target) if c not in test.names]
-        if missing_cols:
-            raise DataError(f"{test.source}: lacks column '{missing_cols[0]}' of the training file")
-        from trainlab.data.table import Table
-
-        order = [test.names.index(n) for n in first.names]
-        test_rows = (
-            test.rows
-            if order == list(range(len(order)))
-            else [[r[i] for i in order] for r in test.rows]
-        )
-        both = Table(first.names, first.rows + test_rows, first.source)
-        X_all, kinds = type_columns(both, features, categorical, numeric, missing)
-        y_all, task, classes = encode_target(both.column(target), target, first.source, task)
-        n = len(first)
-        X, X_test, y, y_test = X_all[:n], X_all[n:], y_all[:n], y_all[n:]
-    return ArrayData(
-        X,
-        y,
-        task,
-        classes,
-        features,
-        X_test=X_test,
-        y_test=y_test,
-        source=source or first.source,
-        extras={"column_kinds": kinds},
-    )
+    if target in drop:
+        raise DataError(f"{first.source}: data.dataset.drop names the target '{target}'")
 
 
 @DATASETS.register(
@@ -163,14 +232,11 @@ def table_dataset(
     params=CsvParams,
     task="auto",
     source="local file",
+    preset="tabular",
 )
 def load_csv(params: CsvParams) -> ArrayData:
     """A user's table; numeric/categorical columns detected, overridable."""
-    paths = [params.path] + ([params.test_path] if params.test_path else [])
-    tables = [
-        read_table(_existing(p, key), params.delimiter, params.header, params.encoding)
-        for p, key in zip(paths, ("path", "test_path"), strict=False)
-    ]
+    tables = _read_csv_tables(params)
     return table_dataset(
         tables,
         params.target,
@@ -180,7 +246,32 @@ def load_csv(params: CsvParams) -> ArrayData:
         params.missing,
         params.task,
         source=f"csv:{params.path}",
+        roles=params.roles,
     )
+
+
+def _read_csv_tables(params: CsvParams) -> list:
+    """The training table and the test table (read with the training file's delimiter
+    and header); a target missing from columns c0, c1, … says the header was not found."""
+    first = read_table(_existing(params.path), params.delimiter, params.header, params.encoding)
+    tables = [first]
+    if params.test_path:
+        fmt = first.format
+        tables.append(
+            read_table(
+                _existing(params.test_path, "test_path"),
+                fmt["delimiter"],
+                fmt["header"],
+                params.encoding,
+            )
+        )
+    if params.header == "auto" and not first.format["header"] and params.target not in first.names:
+        raise DataError(
+            f"{first.source}: target column '{params.target}' not found: the first row looks "
+            f"like data, so the columns are named {', '.join(first.names[:3])}, …; set "
+            "data.dataset.header: true if it names the columns, or name the target c<N>"
+        )
+    return tables
 
 
 # ------------------------------------------------------------------------ arrays

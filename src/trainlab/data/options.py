@@ -35,18 +35,29 @@ class PreprocessingConfig(StrictModel):
     built-in arrays as they are. `pca` is a number of components (int) or a fraction of
     explained variance (0 < float < 1).
 
+    `impute: auto` fills missing numbers of a user's table with the training median and
+    adds a 0/1 indicator column for each column that had missing values
+    (`add_indicator: auto`); images and built-in arrays are not imputed (their missing
+    values are refused). Missing categories are a category of their own.
+
+    `encode: auto` one-hot encodes categorical columns, keeping at most `onehot_max`
+    columns per categorical: the rarest values share one `<other>` column (and values
+    never seen in training go there too). `onehot` keeps every value; `index` gives one
+    integer per categorical for embedding models (wide_deep).
+
     `target_scale: auto` standardizes regression targets (mean and standard deviation of
     the training targets; `none` for classification): the model trains on scaled
     targets, so the losses (`train_loss`, `val_loss`) are in scaled units, while metrics
     (mae, rmse, r2) and predictions are in the targets' original units.
     """
 
-    impute: Literal["none", "mean", "median", "most_frequent", "constant"] = "none"
+    impute: Literal["auto", "none", "mean", "median", "most_frequent", "constant"] = "auto"
     fill_value: float = 0.0
-    add_indicator: bool = False
+    add_indicator: bool | Literal["auto"] = "auto"
     categorical_missing: Literal["category", "most_frequent"] = "category"
-    scale: Literal["auto", "none", "standard", "minmax", "robust"] = "auto"
-    encode: Literal["onehot", "index"] = "onehot"
+    scale: Literal["auto", "none", "standard", "minmax", "robust", "quantile"] = "auto"
+    encode: Literal["auto", "onehot", "index"] = "auto"
+    onehot_max: int = Field(20, ge=2)
     pca: int | float | None = None
     target_scale: Literal["auto", "none", "standard"] = "auto"
     text: TextConfig = Field(default_factory=TextConfig)

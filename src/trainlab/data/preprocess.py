@@ -29,6 +29,7 @@ from trainlab.data.text import PAD_INDEX, Vocabulary, tokenize
 from trainlab.errors import DataError
 
 MISSING_CATEGORY = "<missing>"
+OTHER_CATEGORY = "<other>"
 
 
 def _is_missing_cell(value: Any) -> bool:
@@ -78,8 +79,39 @@ class Preprocessor:
             names = [f"x{i}" for i in range(flat.shape[1])]
             kinds = ["numeric"] * flat.shape[1]
         self.column_names, self.column_kinds = names, kinds
+        self.config = self._resolved_config()
         self._fit_columns(flat)
         return self
+
+    def _resolved_config(self) -> PreprocessingConfig:
+        """The config with `auto` imputation decided (saved so a run states what it did)."""
+        cfg = self.config
+        user_table = self.kind == "tabular" and self.from_table
+        impute = cfg.impute if cfg.impute != "auto" else ("median" if user_table else "none")
+        indicator = cfg.add_indicator
+        if indicator == "auto":
+            indicator = impute != "none" and user_table
+        return cfg.model_copy(update={"impute": impute, "add_indicator": indicator})
+
+    @property
+    def onehot(self) -> bool:
+        """Categoricals become one-hot columns (`onehot`, or `auto` with an <other> column)."""
+        return self.config.encode in ("onehot", "auto")
+
+    def imputation_notes(self) -> list[str]:
+        """What was filled in, per numeric column that had missing training values."""
+        p, names = self.p, self.column_names or []
+        if self.kind != "tabular" or p.get("fill") is None or not p.get("indicator"):
+            return []
+        how = self.config.impute
+        notes = []
+        for j in p["indicator"]:
+            col = p["numeric"][j]
+            notes.append(
+                f"{names[col]}: missing values filled with the training {how} "
+                f"({p['fill'][j]:.4g}); indicator column {names[col]}_missing added"
+            )
+        return notes
 
     def fit_target(self, y: np.ndarray, regression: bool) -> Preprocessor:
         """Learn the target standardization from the training targets `y` (regression only;
@@ -166,9 +198,11 @@ class Preprocessor:
         names = [self.column_names[i] for i in self.p["numeric"]]
         names += [f"{self.column_names[self.p['numeric'][j]]}_missing" for j in self.p["indicator"]]
         cats = [self.column_names[i] for i in self.p["categorical"]]
-        if self.config.encode == "onehot":
-            for name, values in zip(cats, self.p["categories"], strict=True):
+        if self.onehot:
+            others = self.p.get("other") or [False] * len(cats)
+            for name, values, other in zip(cats, self.p["categories"], others, strict=True):
                 names += [f"{name}={v}" for v in values]
+                names += [f"{name}={OTHER_CATEGORY}"] if other else []
         else:
             names += cats
         return names
@@ -209,6 +243,8 @@ class Preprocessor:
                 )
             if p["shift"] is not None:
                 z = (z - np.asarray(p["shift"])) / np.asarray(p["scale"])
+            elif p.get("quantiles") is not None:
+                z = quantile_normal(z, p["quantiles"], p["references"])
             blocks.append(z)
             if p["indicator"]:
                 blocks.append(missing[:, p["indicator"]].astype(np.float64))
@@ -222,16 +258,20 @@ class Preprocessor:
                 strs = np.where(miss, "", col.astype(str))
                 if p["cat_fill"] is not None:
                     strs = np.where(miss, p["cat_fill"][j], strs)
-                elif self.config.encode == "onehot":
+                elif self.onehot:
                     strs = np.where(miss, MISSING_CATEGORY, strs)
                 lookup = {v: i for i, v in enumerate(values)}
                 codes = np.fromiter((lookup.get(s, -1) for s in strs), np.int64, len(strs))
                 if self.config.encode == "index" and p["cat_fill"] is None:
                     codes[miss] = -1
                 cols.append(codes)
-            if self.config.encode == "onehot":
-                for codes, values in zip(cols, p["categories"], strict=True):
-                    onehot = np.zeros((len(codes), len(values)))
+            if self.onehot:
+                others = p.get("other") or [False] * len(cols)
+                for codes, values, other in zip(cols, p["categories"], others, strict=True):
+                    width = len(values) + int(bool(other))
+                    if other:  # unknown and rare values share the last column
+                        codes = np.where(codes < 0, len(values), codes)
+                    onehot = np.zeros((len(codes), width))
                     known = codes >= 0
                     onehot[np.nonzero(known)[0], codes[known]] = 1.0
                     blocks.append(onehot)
@@ -258,8 +298,9 @@ class Preprocessor:
             return {}
         flat = np.asarray(X, dtype=object).reshape(len(X), -1)
         out: dict[str, tuple[int, str]] = {}
-        for j, values in zip(cat, self.p["categories"], strict=True):
-            known = set(values)
+        rare = self.p.get("infrequent") or [[] for _ in cat]
+        for j, values, seen in zip(cat, self.p["categories"], rare, strict=True):
+            known = set(values) | set(seen)
             unseen = [str(v) for v in flat[:, j] if not _is_missing_cell(v) and str(v) not in known]
             if unseen:
                 name = self.column_names[j] if self.column_names else f"x{j}"
@@ -281,9 +322,12 @@ class Preprocessor:
         cats = [self.column_names[i] for i in self.p["categorical"]]
         index = self.config.encode == "index" and bool(cats)
         n_out = self.output_dim
+        pca = self.p.get("pca_components") is not None
         return {
             "kind": "tabular",
             "numeric": n_out - (len(cats) if index else 0),
+            #: the leading scaled numeric columns (before indicators and one-hot ones)
+            "continuous": 0 if pca else len(self.p["numeric"]),
             "cardinalities": [len(v) + 1 for v in self.p["categories"]] if index else [],
             "categorical_names": cats if index else [],
         }
@@ -296,8 +340,9 @@ class Preprocessor:
             dense = len(p["pca_components"])
         else:
             dense = len(p["numeric"]) + len(p["indicator"])
-            if self.config.encode == "onehot":
+            if self.onehot:
                 dense += sum(len(v) for v in p["categories"])
+                dense += sum(map(bool, p.get("other") or []))
         index = len(p["categorical"]) if self.config.encode == "index" else 0
         return dense + index
 
@@ -366,6 +411,35 @@ def _as_sklearn_input(flat: np.ndarray, num: list[int], cat: list[int]) -> np.nd
     return out
 
 
+#: a quantile-transformed value maps into [BOUND, 1 - BOUND] before the normal inverse CDF
+QUANTILE_BOUND = 1e-7
+
+
+def quantile_normal(z: np.ndarray, quantiles: list, references: list) -> np.ndarray:
+    """Each column through its training quantiles to a standard normal score.
+
+    What scikit-learn's `QuantileTransformer(output_distribution="normal")` computes:
+    the value's position among the training quantiles (interpolated from both sides so
+    that tied quantiles map to their middle), clipped at the training range, then the
+    normal inverse CDF, clipped to ±5.2 (the score of 1e-7).
+    """
+    from scipy.stats import norm
+
+    refs = np.asarray(references, dtype=np.float64)
+    out = np.empty_like(z, dtype=np.float64)
+    for j, q in enumerate(np.asarray(quantiles, dtype=np.float64)):
+        x = z[:, j]
+        up = np.interp(x, q, refs)
+        down = -np.interp(-x, -q[::-1], -refs[::-1])
+        u = 0.5 * (up + down)
+        u[x - QUANTILE_BOUND < q[0]] = 0.0
+        u[x + QUANTILE_BOUND > q[-1]] = 1.0
+        out[:, j] = u
+    lo = norm.ppf(QUANTILE_BOUND - np.spacing(1))
+    hi = norm.ppf(1 - (QUANTILE_BOUND - np.spacing(1)))
+    return np.clip(norm.ppf(out), lo, hi)
+
+
 def _scaler_params(scaler: Any) -> tuple[np.ndarray, np.ndarray]:
     """A fitted scikit-learn scaler as (x - shift) / scale."""
     from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
@@ -409,6 +483,8 @@ def _column_transformer(cfg: Any, num: list[int], cat: list[int], scale: str) ->
     scaler = {"standard": StandardScaler, "minmax": MinMaxScaler, "robust": RobustScaler}.get(scale)
     if scaler is not None:
         num_steps.append(("scale", scaler()))
+    if scale == "quantile":
+        num_steps.append(("scale", _quantile_transformer()))
     if num:
         parts.append(("num", Pipeline(num_steps) if num_steps else "passthrough", num))
     if num and cfg.add_indicator:
@@ -416,6 +492,22 @@ def _column_transformer(cfg: Any, num: list[int], cat: list[int], scale: str) ->
     if cat:
         parts.append(("cat", _categorical_pipeline(cfg), cat))
     return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
+
+
+def _quantile_transformer() -> Any:
+    """Quantiles of each numeric column → a normal score (fitted on up to 1,000 points)."""
+    from sklearn.preprocessing import QuantileTransformer
+
+    class SizedQuantileTransformer(QuantileTransformer):
+        """At most one quantile per training row (scikit-learn warns otherwise)."""
+
+        def fit(self, X: Any, y: Any = None) -> Any:
+            self.n_quantiles = max(2, min(1000, len(X)))
+            return super().fit(X, y)
+
+    return SizedQuantileTransformer(
+        output_distribution="normal", subsample=10**9, random_state=0
+    )
 
 
 def _categorical_pipeline(cfg: Any) -> Any:
@@ -426,8 +518,12 @@ def _categorical_pipeline(cfg: Any) -> Any:
 
     strategy = "most_frequent" if cfg.categorical_missing == "most_frequent" else "constant"
     imputer = SimpleImputer(strategy=strategy, fill_value=MISSING_CATEGORY, missing_values=np.nan)
-    if cfg.encode == "onehot":
-        enc = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float64)
+    if cfg.encode in ("onehot", "auto"):
+        rare = {"max_categories": cfg.onehot_max} if cfg.encode == "auto" else {}
+        unknown = "infrequent_if_exist" if rare else "ignore"
+        enc = OneHotEncoder(
+            handle_unknown=unknown, sparse_output=False, dtype=np.float64, **rare
+        )
         return Pipeline([("impute", imputer), ("encode", enc)])
     enc = OrdinalEncoder(
         handle_unknown="use_encoded_value",
@@ -448,16 +544,27 @@ def _fitted_params(ct: Any, cfg: Any, num: list[int], cat: list[int]) -> dict[st
     if hasattr(pipe, "named_steps"):  # a Pipeline, not the passthrough of raw columns
         if "impute" in pipe.named_steps:
             p["fill"] = pipe.named_steps["impute"].statistics_.astype(float).tolist()
-        if "scale" in pipe.named_steps:
-            shift, div = _scaler_params(pipe.named_steps["scale"])
+        scaler = pipe.named_steps.get("scale")
+        if scaler is not None and hasattr(scaler, "quantiles_"):
+            p["quantiles"] = scaler.quantiles_.T.tolist()
+            p["references"] = scaler.references_.tolist()
+        elif scaler is not None:
+            shift, div = _scaler_params(scaler)
             p["shift"], p["scale"] = shift.tolist(), div.tolist()
     if num and cfg.add_indicator:
         p["indicator"] = ct.named_transformers_["ind"].features_.tolist()
     if cat:
         pipe = ct.named_transformers_["cat"]
+        enc = pipe.named_steps["encode"]
+        rare = getattr(enc, "infrequent_categories_", None) or [None] * len(enc.categories_)
+        rare = [set() if r is None else {str(v) for v in r} for r in rare]
         p["categories"] = [
-            [str(c) for c in cats] for cats in pipe.named_steps["encode"].categories_
+            [str(c) for c in cats if str(c) not in r]
+            for cats, r in zip(enc.categories_, rare, strict=True)
         ]
+        if cfg.encode == "auto":
+            p["other"] = [bool(r) for r in rare]
+            p["infrequent"] = [sorted(r) for r in rare]
         if "impute" in pipe.named_steps:
             p["cat_fill"] = [str(v) for v in pipe.named_steps["impute"].statistics_]
     return p

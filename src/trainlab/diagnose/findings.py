@@ -25,6 +25,9 @@ class Code(str, Enum):
     LR_TOO_HIGH = "LR_TOO_HIGH"
     LR_TOO_LOW = "LR_TOO_LOW"
     DIVERGED = "DIVERGED"
+    #: A baseline fitted on the same split (gradient boosting or a linear model, see
+    #: `trainlab.baselines`) reaches a better test accuracy (R² for regression).
+    BASELINE_BEATS_MODEL = "BASELINE_BEATS_MODEL"
 
 
 @dataclass
@@ -146,6 +149,20 @@ REMEDIES: dict[Code, list[tuple[str, dict[str, Any], str]]] = {
         ),
         ("lower_lr", {}, "large steps push ReLU units into the always-off region"),
         ("batchnorm", {}, "batch norm keeps pre-activations centred, so fewer units die"),
+    ],
+    Code.BASELINE_BEATS_MODEL: [
+        (
+            "longer",
+            {},
+            "a network needs many more passes over a table than boosting needs trees",
+        ),
+        ("wider", {}, "more hidden units give the network the capacity boosting shows is there"),
+        ("cosine", {}, "a decaying schedule lets training settle into a lower loss"),
+        (
+            "use_baseline",
+            {},
+            "when the network cannot match it, the baseline is the better model for this table",
+        ),
     ],
     Code.SATURATION: [
         (

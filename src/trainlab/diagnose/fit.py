@@ -190,3 +190,102 @@ def _judge(
     if train_err is not None:
         return GOOD_FIT, "training error near the reference, small validation gap"
     return GOOD_FIT, "validation loss has settled"
+
+
+def compare_with_baselines(
+    metrics: dict[str, Any],
+    baselines: dict[str, dict[str, Any]],
+    *,
+    target_std: float | None = None,
+    test_size: int | None = None,
+    advice: str = "",
+    r2_margin: float = 0.01,
+) -> list[Finding]:
+    """BASELINE_BEATS_MODEL when a baseline's test score beats the network's.
+
+    Classification judges by test accuracy: a warning when the gap exceeds the standard
+    error of the network's accuracy on `test_size` samples, else info. Regression judges
+    by R², quoting each RMSE in standard deviations of the target (`target_std`): a
+    warning when the gap exceeds `r2_margin` or the network's R² is below 0 (worse than
+    predicting the mean). `advice` ends the message (the recipe changes to try).
+    """
+    key = next((k for k in ("test_accuracy", "test_r2") if k in metrics), None)
+    if key is None or not _finite(metrics[key]):
+        return []
+    network = float(metrics[key])
+    scores = {
+        name: float(b[key])
+        for name, b in baselines.items()
+        if isinstance(b, dict) and "error" not in b and _finite(b.get(key))
+    }
+    better = {name: score for name, score in scores.items() if score > network}
+    if not better:
+        return []
+    best = max(better, key=lambda name: better[name])
+    gap = better[best] - network
+    evidence: dict[str, Any] = {"metric": key, "network": network, "baselines": scores}
+    evidence.update(best=best, gap=gap)
+    others = ", ".join(f"{n} {s:.3f}" for n, s in scores.items() if n != best)
+    if key == "test_accuracy":
+        noise = math.sqrt(network * (1 - network) / test_size) if test_size else 0.0
+        evidence["network_standard_error"] = noise
+        severe = gap > noise
+        aside = f" ({others})" if others else ""
+        quote = f"test accuracy {better[best]:.3f}{aside}, the network {network:.3f}"
+    else:
+        severe = gap > r2_margin or network < 0
+        quote = _r2_quote(metrics, baselines[best], target_std, evidence, others)
+    message = f"{best} reaches {quote}"
+    if not severe:
+        message += "; within the test split's noise"
+    if advice:
+        message += f": {advice}"
+    return [Finding(Code.BASELINE_BEATS_MODEL, "warning" if severe else "info", message, evidence)]
+
+
+def _r2_quote(
+    metrics: dict[str, Any],
+    best: dict[str, Any],
+    std: float | None,
+    evidence: dict[str, Any],
+    others: str = "",
+) -> str:
+    """'test R² 0.45 (RMSE 0.74 σ; linear 0.40), the network 0.12 (RMSE 0.94 σ)', σ the
+    target's standard deviation."""
+
+    def rmse(values: dict[str, Any], aside: str = "") -> str:
+        r = values.get("test_rmse")
+        parts = [f"RMSE {float(r) / std:.2f} σ"] if std and _finite(r) else []
+        parts += [aside] if aside else []
+        return f" ({'; '.join(parts)})" if parts else ""
+
+    if std:
+        evidence["target_std"] = std
+        evidence["rmse_over_std"] = {
+            "network": metrics.get("test_rmse", math.nan) / std,
+            "baseline": best.get("test_rmse", math.nan) / std,
+        }
+    network = float(metrics["test_r2"])
+    worse = "worse than predicting the mean" if network < 0 else ""
+    return (
+        f"test R² {float(best['test_r2']):.3f}{rmse(best, others)}, "
+        f"the network {network:.3f}{rmse(metrics, worse)}"
+    )
+
+
+def negative_r2_finding(metrics: dict[str, Any]) -> Finding | None:
+    """UNDERFITTING when the network's test R² is below 0 (whatever the curves said)."""
+    r2 = metrics.get("test_r2")
+    if not _finite(r2) or float(r2) >= 0:
+        return None
+    return Finding(
+        Code.UNDERFITTING,
+        "warning",
+        f"test R² is {float(r2):.2f}: worse than predicting the training mean; check the "
+        "target's scale (data.preprocessing.target_scale) and the learning rate",
+        {"test_r2": float(r2), "test_rmse": metrics.get("test_rmse")},
+    )
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)

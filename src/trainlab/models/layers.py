@@ -3,6 +3,8 @@ a mixture-of-experts block."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -162,3 +164,36 @@ class MixtureOfExperts(nn.Module):
 
     def extra_repr(self) -> str:
         return f"experts={self.n_experts}, top_k={self.top_k}, aux_weight={self.aux_weight}"
+
+
+class PeriodicEmbedding(nn.Module):
+    """Periodic embeddings of numeric features (Gorishniy et al. 2022, "On Embeddings for
+    Numerical Features in Tabular Deep Learning", PLR): each of the first `n_numeric`
+    inputs x_j becomes ReLU(W_j [sin 2πc_j x, cos 2πc_j x] + b_j) with `frequencies`
+    trainable frequencies c_j ~ N(0, sigma²) and its own linear map to `dim` values;
+    the remaining inputs (indicators, one-hot columns) pass through unchanged.
+
+    An MLP on the raw value draws only piecewise-linear shapes of one feature; the
+    periodic features let it fit sharp, multi-modal effects (prices by location).
+    """
+
+    def __init__(self, n_numeric: int, frequencies: int, sigma: float, dim: int) -> None:
+        super().__init__()
+        self.n_numeric = n_numeric
+        self.frequencies = nn.Parameter(torch.randn(n_numeric, frequencies) * sigma)
+        bound = 1 / math.sqrt(2 * frequencies)
+        weight = torch.empty(n_numeric, 2 * frequencies, dim).uniform_(-bound, bound)
+        self.weight = nn.Parameter(weight)
+        self.bias = nn.Parameter(torch.empty(n_numeric, dim).uniform_(-bound, bound))
+
+    @property
+    def out_features(self) -> int:
+        """Width of the output for one input of `in_features` columns, less the input."""
+        return self.n_numeric * self.bias.shape[1] - self.n_numeric
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        numeric, rest = x[:, : self.n_numeric], x[:, self.n_numeric :]
+        angles = 2 * math.pi * self.frequencies * numeric.unsqueeze(-1)
+        periodic = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+        embedded = torch.einsum("bnf,nfd->bnd", periodic, self.weight) + self.bias
+        return torch.cat([torch.relu(embedded).flatten(1), rest], dim=1)

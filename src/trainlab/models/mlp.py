@@ -10,7 +10,7 @@ from torch import nn
 
 from trainlab.models.activations import ActivationSpec, make_activation
 from trainlab.models.init import InitSpec, initialize
-from trainlab.models.layers import MixtureOfExperts
+from trainlab.models.layers import MixtureOfExperts, PeriodicEmbedding
 from trainlab.models.norms import NormSpec, make_norm
 from trainlab.models.registry import MODELS
 from trainlab.params import StrictModel
@@ -34,6 +34,21 @@ class MoESpec(StrictModel):
     aux_weight: float = Field(0.01, ge=0)
 
 
+class NumericEmbeddingSpec(StrictModel):
+    """`model.numeric_embedding`: periodic embeddings of a table's numeric columns.
+
+    Args:
+        frequencies: trainable frequencies per column (sin and cos of each).
+        sigma: standard deviation of the initial frequencies (larger: sharper shapes).
+        dim: embedding width per numeric column.
+    """
+
+    kind: Literal["periodic"] = "periodic"
+    frequencies: int = Field(16, gt=0)
+    sigma: float = Field(0.1, gt=0)
+    dim: int = Field(16, gt=0)
+
+
 class MLPParams(StrictModel):
     """Hyper-parameters of `mlp`.
 
@@ -52,6 +67,7 @@ class MLPParams(StrictModel):
     norm: NormSpec = NormSpec()
     norm_position: Literal["before_activation", "after_activation"] = "before_activation"
     moe: MoESpec | None = None
+    numeric_embedding: NumericEmbeddingSpec | None = None
 
     @field_validator("hidden")
     @classmethod
@@ -101,6 +117,10 @@ def build_mlp(p: MLPParams, info: TaskInfo) -> nn.Module:
             )
         moe_at = p.moe.layer % len(p.hidden)
     layers: list[nn.Module] = [nn.Flatten()]
+    if p.numeric_embedding is not None:
+        embedding = _numeric_embedding(p.numeric_embedding, info)
+        layers.append(embedding)
+        n_in += embedding.out_features
     for i, width in enumerate(p.hidden):
         linear = None
         if i == moe_at:
@@ -112,3 +132,14 @@ def build_mlp(p: MLPParams, info: TaskInfo) -> nn.Module:
         n_in = width
     layers.append(nn.Linear(n_in, output_dim))
     return initialize(nn.Sequential(*layers), p.init)
+
+
+def _numeric_embedding(spec: NumericEmbeddingSpec, info: TaskInfo) -> PeriodicEmbedding:
+    """The embedding of the table's leading numeric columns (`features.continuous`)."""
+    n = int(info.features.get("continuous", 0))
+    if info.features.get("kind") != "tabular" or n == 0:
+        raise ValueError(
+            "numeric_embedding needs a table with numeric columns (and no pca); remove "
+            "model.numeric_embedding"
+        )
+    return PeriodicEmbedding(n, spec.frequencies, spec.sigma, spec.dim)

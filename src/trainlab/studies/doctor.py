@@ -30,7 +30,7 @@ from trainlab.diagnose.activations import (
     analyze_activations,
 )
 from trainlab.diagnose.findings import REMEDIES, Code, Finding, Recommendation
-from trainlab.diagnose.fit import analyze_fit
+from trainlab.diagnose.fit import analyze_fit, compare_with_baselines, negative_r2_finding
 from trainlab.diagnose.gradients import FILE as GRADIENT_FILE
 from trainlab.diagnose.gradients import PLOT as GRADIENT_PLOT
 from trainlab.diagnose.gradients import (
@@ -60,7 +60,17 @@ CODE_ORDER = [
     Code.SATURATION,
     Code.UNDERFITTING,
     Code.OVERFITTING,
+    Code.BASELINE_BEATS_MODEL,
 ]
+#: Width parameters of the registered models that `wider` doubles (ints, floats such as
+#: resnet's width multiplier, and lists of them: mlp/wide_deep `hidden`, cnn `channels`
+#: and `dense`, vgg_small `stages`, text_rnn `hidden`, text_cnn `filters`).
+WIDTH_KEYS = ("hidden", "channels", "dense", "stages", "filters", "width")
+#: A recommended learning rate stays within these factors of the optimizer's usual rate
+#: (its registry's `suggested_lr`): adam 1e-6 … 1e-2, sgd 1e-4 … 1.
+LR_RANGE = (1e-3, 10.0)
+#: A range test's minimum within this fraction of its last steps is at the sweep's edge.
+EDGE_FRACTION = 0.05
 #: Samples of the gradient monitor and activation statistics aimed for over a probe.
 PROBE_SAMPLES = 40
 
@@ -153,22 +163,104 @@ class DoctorReport:
         }
 
 
-def _lr_findings(lr: float, result: Any) -> list[Finding]:
+@dataclass(frozen=True)
+class LRAdvice:
+    """A learning rate to recommend from the range test, within the optimizer's sane
+    range, and what was done to it (`note`: a sweep too narrow, a cap)."""
+
+    value: float | None
+    low: float
+    high: float
+    note: str = ""
+    narrow: bool = False  # the loss was lowest at an end of the sweep
+
+
+def lr_bounds(optimizer: str) -> tuple[float, float]:
+    """The sane learning rates of `optimizer`: `LR_RANGE` around its usual rate."""
+    from trainlab.catalog import OPTIMIZERS
+
+    usual = (
+        OPTIMIZERS.get(optimizer).metadata.get("suggested_lr") if optimizer in OPTIMIZERS else None
+    )
+    usual = float(usual or 1e-3)
+    return usual * LR_RANGE[0], usual * LR_RANGE[1]
+
+
+def _edge(curve: Any) -> str | None:
+    """'top' when a range test's loss was lowest at its last rates without blowing up (the
+    sweep stopped before the minimum), 'bottom' at its first rates, else None."""
+    if curve.minimum is None or not curve.lrs:
+        return None
+    edge = max(2, int(len(curve.lrs) * EDGE_FRACTION))
+    above = sum(lr > curve.minimum for lr in curve.lrs)
+    if above < edge and curve.diverged_at is None:
+        return "top"
+    return "bottom" if len(curve.lrs) - above <= edge else None
+
+
+def lr_advice(lr_result: Any, optimizer: str) -> LRAdvice:
+    """The range test's suggestion made sane for `optimizer`.
+
+    A tenth of the minimum-loss rate (`minimum_div_10`); when most curves were lowest at
+    the sweep's top edge the minimum was never seen, so the steepest-descent rate instead,
+    saying the range was too narrow; then clamped to `lr_bounds`. None when the test is off
+    or uninformative.
+    """
+    low, high = lr_bounds(optimizer)
+    if lr_result is None or not lr_result.informative:
+        return LRAdvice(None, low, high)
+    used = [c for c in lr_result.curves if c.informative] or list(lr_result.curves)
+    edges = [_edge(c) for c in used]
+    value, notes = lr_result.suggestion("minimum_div_10"), []
+    narrow = None
+    for side in ("top", "bottom"):
+        if edges.count(side) * 2 > len(used):
+            narrow = side
+    if narrow == "top":
+        top = max(c.lrs[-1] for c in used if c.lrs)
+        value = lr_result.suggestion("steepest")
+        notes.append(
+            f"the range test's loss still fell at its largest rate {top:.2g}: the sweep was "
+            "too narrow to show a minimum (rerun trainlab lr-find with a larger --end); "
+            "going by the steepest descent"
+        )
+    elif narrow == "bottom":
+        notes.append(
+            f"the range test's loss was lowest at its smallest rate {used[0].lrs[0]:.2g}: the "
+            "sweep was too narrow (rerun trainlab lr-find with a smaller --start)"
+        )
+    if value is not None and not low <= value <= high:
+        bound = high if value > high else low
+        side = "largest" if value > high else "smallest"
+        notes.append(f"{value:.2g} moved to {bound:.2g}, the {side} sane rate for {optimizer}")
+        value = bound
+    return LRAdvice(value, low, high, "; ".join(notes), narrow is not None)
+
+
+def _lr_findings(lr: float, result: Any, optimizer: str = "adam") -> list[Finding]:
     if not result.informative:
         return []
+    advice = lr_advice(result, optimizer)
     minimum = result.suggestion("minimum")
     steepest = result.suggestion("steepest")
-    low_mark = min(
-        (v for v in (steepest, result.suggestion("minimum_div_10"), minimum) if v), default=None
-    )
-    evidence = {"recipe_lr": lr, "suggestions": result.suggestions}
-    if minimum and lr > minimum:
+    candidates = (steepest, result.suggestion("minimum_div_10"), minimum)
+    # judged against the sane range too: Adam at 1e-3 is never "100x too low" because a
+    # range test's loss kept falling up to lr 1
+    low_mark = min((v for v in candidates if v), default=None)
+    low_mark = None if low_mark is None else min(low_mark, advice.high)
+    evidence = {
+        "recipe_lr": lr,
+        "suggestions": result.suggestions,
+        "sane_range": [advice.low, advice.high],
+    }
+    note = f"; {advice.note}" if advice.note else ""
+    if minimum and lr > minimum and advice.value is not None:
         return [
             Finding(
                 Code.LR_TOO_HIGH,
                 "warning",
                 f"learning rate {lr:g} is above {minimum:.2g}, where the range test's loss "
-                f"bottoms out (try ≈{result.suggestion('minimum_div_10'):.2g})",
+                f"bottoms out (try ≈{advice.value:.2g}){note}",
                 evidence,
             )
         ]
@@ -178,11 +270,67 @@ def _lr_findings(lr: float, result: Any) -> list[Finding]:
                 Code.LR_TOO_LOW,
                 "warning",
                 f"learning rate {lr:g} is over 100× below the range test's suggestions "
-                f"(steepest {steepest:.2g}): the loss falls much faster at a larger rate",
+                f"(steepest {steepest or low_mark:.2g}): the loss falls much faster at a larger "
+                f"rate (try ≈{advice.value or low_mark:.2g}){note}",
                 evidence,
             )
         ]
     return []
+
+
+def widened(model: dict[str, Any]) -> dict[str, Any]:
+    """`model.<key>` overrides that double every width parameter of `model` (a recipe's
+    `model` mapping), its defaults included: `model: mlp` is 128 units wide."""
+    from pydantic import ValidationError
+
+    from trainlab.catalog import MODELS
+
+    params = dict(model)
+    name = model.get("name")
+    if name in MODELS:
+        try:
+            given = {k: v for k, v in model.items() if k != "name"}
+            params = MODELS.get(name).params(**given).model_dump(mode="json")
+        except ValidationError:
+            pass
+    doubled = {f"model.{k}": _doubled(params.get(k)) for k in WIDTH_KEYS}
+    return {k: v for k, v in doubled.items() if v is not None}
+
+
+def _doubled(value: Any) -> Any:
+    """Twice a width: a number, or a non-empty (nested) list of them; None for anything else."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return value * 2
+    if isinstance(value, list) and value:
+        items = [_doubled(v) for v in value]
+        return None if any(i is None for i in items) else items
+    return None
+
+
+def _name(value: Any) -> str:
+    """A component's name from its recipe form (a bare name or a mapping with `name`)."""
+    return value.get("name", "") if isinstance(value, dict) else str(value or "")
+
+
+def _lr_change(name: str, lr: float, lr_result: Any, optimizer: str) -> tuple[dict, bool, str]:
+    """`lower_lr`/`higher_lr`: the range test's sane suggestion, else a factor of 10."""
+    advice = lr_advice(lr_result, optimizer)
+    value = advice.value
+    if name == "lower_lr":
+        new = value if value and value < lr else lr / 10
+    else:
+        new = value if value and value > lr else lr * 10
+    new = float(f"{min(max(new, advice.low), advice.high):.3g}")
+    if (name == "lower_lr" and new >= lr) or (name == "higher_lr" and new <= lr):
+        side = "bottom" if name == "lower_lr" else "top"
+        why = (
+            f"train.lr {lr:g} is already at the {side} of the sane range for {optimizer} "
+            f"({advice.low:g} to {advice.high:g})"
+        )
+        return {}, False, why
+    return {"train.lr": new}, True, advice.note
 
 
 def _already(base: dict[str, Any], changed: dict[str, Any]) -> bool:
@@ -204,25 +352,18 @@ def _resolve(
     from trainlab.tasks import modality
     from trainlab.techniques.registry import check_applicable
 
-    model = base["model"]
-    lr = base["train"]["lr"]
+    model, t = base["model"], base["train"]
     if name == "wider":
-        widened = {
-            f"model.{k}": [2 * v for v in model[k]]
-            for k in ("hidden", "channels", "dense")
-            if isinstance(model.get(k), list) and model[k]
-        }
-        if not widened:
+        wider = widened(model)
+        if not wider:
             return {}, False, f"model '{model['name']}' has no width to double"
-        return widened, True, ""
+        return wider, True, ""
     if name in ("lower_lr", "higher_lr"):
-        informative = lr_result is not None and lr_result.informative
-        suggestion = lr_result.suggestion("minimum_div_10") if informative else None
-        if name == "lower_lr":
-            new = suggestion if suggestion and suggestion < lr else lr / 10
-        else:
-            new = suggestion if suggestion and suggestion > lr else lr * 10
-        return {"train.lr": float(f"{new:.3g}")}, True, ""
+        return _lr_change(name, t["lr"], lr_result, _name(t.get("optimizer")) or "adam")
+    if name == "longer":
+        return {"train.epochs": 2 * int(t["epochs"])}, True, ""
+    if name == "use_baseline":
+        return {}, False, "ship the baseline itself (baselines.json): a different kind of model"
     if name == "residual":
         return {}, False, "switch to model: resnet (a different architecture, not ablated)"
     if overrides:
@@ -333,12 +474,13 @@ def doctor(
 
     lr_result = _lr_range_test(base, options, root, say)
     probe = _probe(base, root, max(1.0, seconds - (time.perf_counter() - started)), say)
+    base_dict = base.to_dict()
     findings, fit = probe.findings(options.target, len(prepared.splits.val))
     if lr_result is not None:
-        findings += _lr_findings(base.train.lr, lr_result)
+        findings += _lr_findings(base.train.lr, lr_result, base.train.optimizer.name)
+    findings += _baseline_findings(probe.run, prepared, base_dict, findings)
     findings.sort(key=lambda f: (SEVERITY_ORDER.get(f.severity, 3), CODE_ORDER.index(f.code)))
 
-    base_dict = base.to_dict()
     recs = recommend(findings, base_dict, prepared.info, lr_result)
     report = DoctorReport(
         recipe=base.name,
@@ -396,6 +538,7 @@ class _Probe:
             "epochs": run.info.get("epochs_completed"),
             "metrics": run.metrics,
             "fit_seconds": (run.info.get("timings") or {}).get("fit_seconds"),
+            "baselines": run.baselines,
         }
 
     def findings(
@@ -425,6 +568,45 @@ class _Probe:
             fit = diagnosis.to_dict()
             found += diagnosis.findings
         return found, fit
+
+
+def _baseline_findings(
+    run: Any, prepared: Any, base: dict[str, Any], found: list[Finding]
+) -> list[Finding]:
+    """The probe's test score against the baselines fitted beside it (`trainlab.baselines`),
+    and UNDERFITTING for a test R² below 0 that nothing else has called out."""
+    import numpy as np
+
+    info, std = prepared.info, None
+    if info.target_kind == "regression":
+        y = np.asarray(prepared.splits.train.y, dtype=np.float64)
+        y = y * np.asarray(info.target_scale) + np.asarray(info.target_shift)
+        std = float(np.mean(np.std(y, axis=0))) or None
+    new = compare_with_baselines(
+        run.metrics,
+        run.baselines,
+        target_std=std,
+        test_size=len(prepared.splits.test),
+        advice=_baseline_advice(base),
+    )
+    negative = negative_r2_finding(run.metrics)
+    if negative is not None and not any(f.code == Code.UNDERFITTING for f in found):
+        new.append(negative)
+    return new
+
+
+def _baseline_advice(base: dict[str, Any]) -> str:
+    """The recipe changes to try when a baseline beats the network, as `key=value`s."""
+    t = base["train"]
+    tries = [f"train.epochs={2 * int(t['epochs'])}"]
+    tries += [f"{k}={v}" for k, v in widened(base["model"]).items()]
+    if _name(t.get("schedule")) == "constant":
+        tries.append("train.schedule=cosine")
+    listed = ", ".join(tries[:-1]) + (" or " if len(tries) > 1 else "") + tries[-1]
+    return (
+        f"try {listed} (trainlab doctor --apply measures them); if the network still trails, "
+        "the baseline is the better model for this table"
+    )
 
 
 def _probe(base: Recipe, root: Path, seconds: float, say: Callable[[str], None]) -> _Probe:
