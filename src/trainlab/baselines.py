@@ -71,7 +71,9 @@ def fit_baselines(prepared: Prepared) -> dict[str, dict[str, float]]:
 
     X, y = _training_rows(prepared)
     X_test = _flat(prepared.splits.test.X)
-    threads = prepared.recipe.train.threads or (1 if len(X) < THREADED_ROWS else None)
+    requested = prepared.recipe.train.threads
+    threads = requested if isinstance(requested, int) else None  # auto: as the run chose
+    threads = threads or (1 if len(X) < THREADED_ROWS else torch_threads())
     results: dict[str, dict[str, Any]] = {}
     for name in BASELINES:
         try:
@@ -109,6 +111,13 @@ def _training_rows(prepared: Prepared) -> tuple[np.ndarray, np.ndarray]:
         keep = np.sort(rng.choice(len(X), MAX_TRAIN_ROWS, replace=False))
         X, y = X[keep], y[keep]
     return X, y
+
+
+def torch_threads() -> int:
+    """The intra-op thread count the run's thread policy set (threads.py)."""
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _thread_limit(threads: int | None):

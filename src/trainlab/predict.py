@@ -238,6 +238,11 @@ def load(run_dir: str | Path, device: str = "cpu") -> Predictor:
     info = TaskInfo.from_dict(rd.read_json("data.json"))
     pre = Preprocessor.from_state_dict(rd.read_json("preprocess.json"))
     dev = torch.device(device)
+    from trainlab import threads
+
+    # the run's own thread setting (auto: the free cores now; threads.py)
+    requested = run.recipe.train.threads
+    threads.apply(threads.choose_threads(requested if isinstance(requested, int) else "auto"))
     model = setup.build_model(run.recipe, info).to(dev)
     load_weights(model, rd.weights, dev)
     model.eval()

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from trainlab import environment, failures
+from trainlab import threads as thread_policy
 from trainlab.assembly import Fit, assemble
 from trainlab.baselines import BASELINES, fit_baselines, wants_baselines
 from trainlab.config.loading import RecipeLike, dump_recipe, load_recipe, recipe_hash
@@ -202,21 +203,37 @@ def _train_run(plan: RunPlan) -> Run:
     t = plan.recipe.train
     determinism.seed_everything(t.seed)
     device = determinism.resolve_device(t.device)
-    det = determinism.configure(t.deterministic, t.threads, device)
+    det = determinism.configure(t.deterministic, None, device)
     failures.now("loading data")
     prepared = prepare(plan.recipe, device)
     failures.now("building the model")
     fit = assemble(prepared, plan.extra_techniques, run_dir=plan.rd.path)
+    threads = _choose_threads(plan, prepared, fit.model)
+    det["threads"] = threads.threads
     failures.now("restoring the checkpoint")
     checkpoints = CheckpointStore(plan.rd.checkpoints, keep=2)
     resumed_from = restore_latest(checkpoints, fit.state, fit.techniques)
-    record = _start_record(plan, fit, det, resumed_from)
+    record = {**_start_record(plan, fit, det, resumed_from), "threads": threads.to_dict()}
     _write_start(plan, prepared, record)
     failures.now("training")
     timings = _run_engine(plan, fit, checkpoints, record)
     failures.now("saving the run")
     timings["total_seconds"] = round(time.perf_counter() - started, 4)
     return _finish(plan, fit, checkpoints, record, timings, prepared)
+
+
+def _choose_threads(plan: RunPlan, prepared, model) -> thread_policy.ThreadChoice:
+    """`train.threads` decided (threads.py) and applied: the recipe's number, the count a
+    resumed run started with, or `auto` from the cores, their load and the step's work."""
+    flops = None
+    if prepared.device.type == "cpu" and plan.recipe.train.threads in ("auto", None):
+        x, _ = prepared.tensors("train", limit=plan.recipe.train.batch_size)
+        flops = thread_policy.step_flops(model, x) if len(x) else None
+    choice = thread_policy.choose_threads(
+        plan.recipe.train.threads, flops, plan.previous.get("threads")
+    )
+    thread_policy.apply(choice)
+    return choice
 
 
 def _start_record(plan: RunPlan, fit: Fit, det: dict, resumed_from: int | None) -> dict:

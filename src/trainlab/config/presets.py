@@ -25,7 +25,7 @@ from typing import Any
 #: numeric columns (Gorishniy et al. 2022), three wide SiLU layers with dropout, AdamW
 #: with a little weight decay, batches of up to 256 (smaller for small tables), a generous
 #: epoch budget cut by early stopping on the validation loss (keeping the best epoch's
-#: weights), the learning rate reduced when the validation loss stalls, on one thread.
+#: weights), the learning rate reduced when the validation loss stalls.
 #: Chosen with `bench/tabular.py` on the corpus in bench/data/tabular (docs/tables.md).
 TABULAR: dict[str, Any] = {
     "model": {
@@ -42,10 +42,6 @@ TABULAR: dict[str, Any] = {
         "weight_decay": 1e-4,
         "optimizer": "adamw",
         "schedule": {"name": "plateau", "patience": 4, "factor": 0.3},
-        # one thread: a step of this MLP (batch 256) takes 9.3 ms on one core against
-        # 7.6 ms on two on a quiet 2-core machine, but 29 ms on two when another process
-        # is busy (OpenMP threads spin waiting for the taken core) against 9.6 ms on one
-        "threads": 1,
     },
     "techniques": [{"name": "early_stopping", "patience": 12}],
 }

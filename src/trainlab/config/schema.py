@@ -154,7 +154,17 @@ class TrainConfig(StrictModel):
     schedule: ScheduleSpec = Field(default_factory=lambda: ScheduleSpec(name="constant"))
     seed: int = Field(0, ge=0, lt=2**32)  # NumPy's legacy generators take 32 bits
     device: str = "auto"
-    threads: int | None = Field(None, gt=0)
+    #: intra-op CPU threads: a number, or auto (threads.py: the cores this process may
+    #: use, less those other processes keep busy; one when a step is too small to split).
+    #: None (runs saved before `auto`) is auto too.
+    threads: int | Literal["auto"] | None = "auto"
+
+    @field_validator("threads")
+    @classmethod
+    def _check_threads(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"threads must be a positive number or auto (got {value})")
+        return value
     deterministic: bool = True
     #: Baselines fitted beside the network on the same split and scored on the test split
     #: (scikit-learn's HistGradientBoosting and a linear model; `baselines.json`): auto on

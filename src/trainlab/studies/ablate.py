@@ -32,6 +32,7 @@ from trainlab.fileio import atomic_write_text
 from trainlab.names import check_safe_name
 from trainlab.store.rundir import FINISHED
 from trainlab.studies import stats
+from trainlab.threads import worker_share
 
 MODES = ("add-one", "leave-one-out", "factorial")
 FACTORIAL_LIMIT = 64  # runs, unless forced
@@ -331,13 +332,11 @@ class Job(NamedTuple):
 
 def _job(recipe: dict[str, Any], out: str, study: str, threads: int | None) -> dict[str, Any]:
     """Train (or read back) one run; executed in a worker process."""
-    import torch
 
     from trainlab.runs import train
 
-    if threads:
-        torch.set_num_threads(threads)
-    run = train(recipe, out=out, study=study, quiet=True)
+    with worker_share(threads):
+        run = train(recipe, out=out, study=study, quiet=True)
     return {
         "run_dir": str(run.run_dir),
         "status": run.status,

@@ -56,6 +56,7 @@ from trainlab.studies.storage import (
     resolve_storage,
     sweep_stale_trials,
 )
+from trainlab.threads import CAP_VARIABLE
 
 ATTR_PREFIX = "trainlab:"
 
@@ -457,6 +458,8 @@ def _max_epochs(cfg: TuneConfig) -> int:
 
 
 def _spawned_worker(cfg: TuneConfig, worker: int, threads: int) -> None:
+    # in its own process: train.threads: auto stays within this worker's share
+    os.environ[CAP_VARIABLE] = str(threads)
     try:
         run_worker(cfg, worker, threads)
     except TrainlabError as exc:
