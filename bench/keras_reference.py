@@ -32,6 +32,9 @@ import torch  # noqa: E402
 import trainlab  # noqa: E402
 from trainlab.prepare import prepare  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers import seed_keras_layers  # noqa: E402  (the seeds' Keras models, one copy)
+
 RECIPE = Path(__file__).resolve().parents[1] / "examples" / "mnist_cnn_bn.yaml"
 SEEDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 
@@ -49,21 +52,7 @@ def keras_seed_code(seed: int, x_train, y_train, x_test, y_test) -> float:
     import keras
 
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential(
-        [
-            keras.Input((28, 28, 1)),
-            keras.layers.Conv2D(filters=32, kernel_size=(3, 3)),
-            keras.layers.BatchNormalization(),
-            keras.layers.MaxPooling2D((2, 2)),
-            keras.layers.Conv2D(filters=64, kernel_size=(3, 3)),
-            keras.layers.BatchNormalization(),
-            keras.layers.MaxPooling2D((2, 2)),
-            keras.layers.Flatten(),
-            keras.layers.Dense(units=64, activation="relu"),
-            keras.layers.BatchNormalization(),
-            keras.layers.Dense(units=10, activation="softmax"),
-        ]
-    )
+    model = keras.Sequential(seed_keras_layers(keras, "cnn"))
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x_train, y_train, epochs=5, verbose=0)
     return float(model.evaluate(x_test, y_test, verbose=0)[1])

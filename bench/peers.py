@@ -116,7 +116,7 @@ def run_keras(model: str, seed: int) -> dict:
     x_train = prepared.splits.train.X.transpose(0, 2, 3, 1)
     x_test = prepared.splits.test.X.transpose(0, 2, 3, 1)
     keras.utils.set_random_seed(seed)
-    net = keras.Sequential(_keras_layers(keras, model))
+    net = keras.Sequential(seed_keras_layers(keras, model))
     net.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     start = time.perf_counter()
     net.fit(x_train, prepared.splits.train.y, epochs=EPOCHS, batch_size=BATCH, verbose=0)
@@ -125,7 +125,7 @@ def run_keras(model: str, seed: int) -> dict:
     return {"fit_seconds": fit, "test_accuracy": acc, "threads": torch.get_num_threads()}
 
 
-def _keras_layers(keras, model: str) -> list:
+def seed_keras_layers(keras, model: str) -> list:
     """The seeds' Keras models as written (`keras.Input` replaces `input_shape`)."""
     if model == "mlp":  # seed 003 §4.1
         return [

@@ -26,7 +26,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 
 from trainlab.data.arrays import ArrayData
 from trainlab.data.registry import DATASETS
-from trainlab.data.roles import ROLES, infer_schema, roles_from_lists
+from trainlab.data.roles import ROLES, cells_by_column, infer_schema, roles_from_lists
 from trainlab.data.table import DEFAULT_MISSING, encode_target, read_table
 from trainlab.errors import DataError
 from trainlab.names import did_you_mean
@@ -173,7 +173,7 @@ def table_dataset(
             f"{first.source}: no usable feature columns besides the target '{target}' "
             f"({schema.summary()}); set data.dataset.roles"
         )
-    X = schema.encode(_columns(first), first.source)
+    X = schema.encode(cells_by_column(first, features), first.source)
     y, task, classes = encode_target(first.column(target), target, first.source, task)
     X_test = y_test = None
     if len(tables) > 1:
@@ -181,7 +181,7 @@ def table_dataset(
         lacking = [c for c in (*schema.input_columns, target) if c not in test.names]
         if lacking:
             raise DataError(f"{test.source}: lacks column '{lacking[0]}' of the training file")
-        X_test = schema.encode(_columns(test), test.source)
+        X_test = schema.encode(cells_by_column(test, features), test.source)
         both = [*first.column(target), *test.column(target)]
         y_all, task, classes = encode_target(both, target, first.source, task)
         y, y_test = y_all[: len(first)], y_all[len(first) :]
@@ -197,15 +197,6 @@ def table_dataset(
         source=source or first.source,
         extras={"column_kinds": schema.feature_kinds, "table": table_facts},
     )
-
-
-def _columns(table: Any) -> dict[str, list[str]]:
-    """A Table's cells by column name."""
-    columns: dict[str, list[str]] = {n: [] for n in table.names}
-    for row in table.rows:
-        for name, cell in zip(table.names, row, strict=False):
-            columns[name].append(cell)
-    return columns
 
 
 def _check_columns(first: Any, target: str, drop: Sequence[str]) -> None:
