@@ -6,6 +6,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
+# The extras `make` installs (scripts/lock.sh locks the same): dev tools, and the optional
+# libraries of commands the tests cover (compress: Torch-Pruning).
+EXTRAS ?= dev,compress
 
 .PHONY: install demo test test-all lint bench clean
 
@@ -14,7 +17,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -c constraints.txt torch==2.13.0
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
 	touch $@
 
 demo: install

@@ -10,13 +10,16 @@ split (8,000 training / 2,000 test images), 5 epochs, batch 32, Adam 1e-3, train
 - **keras**: the seeds' Keras code (Keras 3 on its PyTorch backend);
 - **lightning**: the same torch model in a `LightningModule` under `Trainer`.
 
+Time to accuracy (`fast`): trainlab alone trains `examples/mnist_fast.yaml` in the same
+rounds, and its fit time is set against the seed Keras CNN's (`time_to_accuracy`).
+
 Each contender runs in its own process (so thread settings do not leak between them),
 alternating A/B/C/D over `--repeats` rounds; the figure is the fit time (training only,
 measured inside the process) and the test accuracy. The second phase repeats it all
 while one CPU-bound process, started by this bench and ended by it, competes for a core.
 
 Keras and Lightning are bench-only extras: `pip install -e .[bench]`. A missing one is
-reported and skipped. Usage: `python bench/peers.py [--repeats 3] [--models mlp,cnn]
+reported and skipped. Usage: `python bench/peers.py [--repeats 3] [--models mlp,cnn,fast]
 [--peers trainlab,hand,keras,lightning] [--no-contended]`. The last line is JSON.
 """
 
@@ -34,7 +37,10 @@ from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # Keras 3 on the PyTorch already installed
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = {"mlp": "mnist_mlp_dropout.yaml", "cnn": "mnist_cnn_bn.yaml"}
+RECIPES = {"mlp": "mnist_mlp_dropout.yaml", "cnn": "mnist_cnn_bn.yaml", "fast": "mnist_fast.yaml"}
+#: `fast` is trainlab's time-to-accuracy recipe: only trainlab runs it, and its time is
+#: set against the seed Keras CNN's time measured in the same rounds.
+TRAINLAB_ONLY = {"fast"}
 PEERS = ("trainlab", "hand", "keras", "lightning")
 EPOCHS, BATCH = 5, 32
 
@@ -211,8 +217,14 @@ def _one(peer: str, model: str, seed: int) -> dict:
 
 
 def _competitor(seconds: float) -> subprocess.Popen:
-    """One CPU-bound process, bounded by `seconds` (and ended by the bench)."""
-    code = f"import time\nend=time.time()+{seconds}\nwhile time.time()<end: pass\n"
+    """One CPU-bound process, bounded by `seconds` and by the bench's life: it ends when
+    the bench ends it, or when its parent is gone (a killed bench leaves nothing behind)."""
+    code = (
+        "import os, time\n"
+        f"end, parent = time.time() + {seconds}, {os.getpid()}\n"
+        "while time.time() < end and os.getppid() == parent:\n"
+        "    sum(range(10000))\n"
+    )
     return subprocess.Popen([sys.executable, "-c", code])
 
 
@@ -221,10 +233,10 @@ def phase(models: list[str], peers: list[str], repeats: int, contended: bool) ->
     rival = _competitor(3600) if contended else None
     try:
         time.sleep(1.0 if rival else 0.0)
-        out: dict = {m: {p: [] for p in peers} for m in models}
+        out: dict = {m: {p: [] for p in _contenders(m, peers)} for m in models}
         for r in range(repeats):
             for model in models:
-                for peer in peers:
+                for peer in _contenders(model, peers):
                     res = _one(peer, model, seed=r)
                     out[model][peer].append(res)
                     print(f"{'shared' if contended else 'quiet'} {model} {peer} #{r}: {res}",
@@ -234,6 +246,26 @@ def phase(models: list[str], peers: list[str], repeats: int, contended: bool) ->
         if rival is not None:
             rival.kill()
             rival.wait()
+
+
+def _contenders(model: str, peers: list[str]) -> list[str]:
+    """Who runs `model`: every peer, or trainlab alone for its own recipes."""
+    return [p for p in peers if p == "trainlab"] if model in TRAINLAB_ONLY else peers
+
+
+def _time_to_accuracy(quiet: dict) -> dict | None:
+    """mnist_fast against the seed Keras CNN, both from the same quiet rounds."""
+    fast = quiet.get("fast", {}).get("peers", {}).get("trainlab", {})
+    keras = quiet.get("cnn", {}).get("peers", {}).get("keras", {})
+    if "fit_seconds_median" not in fast or "fit_seconds_median" not in keras:
+        return None
+    return {
+        "mnist_fast_seconds": fast["fit_seconds_median"],
+        "mnist_fast_accuracy": fast["test_accuracy_mean"],
+        "keras_cnn_seconds": keras["fit_seconds_median"],
+        "keras_cnn_accuracy": keras["test_accuracy_mean"],
+        "fast_over_keras": round(fast["fit_seconds_median"] / keras["fit_seconds_median"], 3),
+    }
 
 
 def _summary(runs: list[dict]) -> dict:
@@ -264,9 +296,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--one", nargs=3, metavar=("PEER", "MODEL", "SEED"), help=argparse.SUPPRESS)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--models", default="mlp,cnn")
+    ap.add_argument("--models", default="mlp,cnn,fast")
     ap.add_argument("--peers", default=",".join(PEERS))
     ap.add_argument("--no-contended", action="store_true")
+    ap.add_argument("--phases", default="quiet,shared", help="quiet, shared or both")
     args = ap.parse_args()
     if args.one:
         peer, model, seed = args.one
@@ -282,17 +315,19 @@ def main() -> None:
     result: dict = {"bench": "peers", "epochs": EPOCHS, "batch_size": BATCH,
                     "data": "MNIST canonical split, 8,000 train / 2,000 test", "skipped": skipped}
     for name, contended in (("quiet", False), ("shared", True)):
-        if contended and args.no_contended:
+        if (contended and args.no_contended) or name not in args.phases.split(","):
             continue
         runs = phase(models, peers, args.repeats, contended)
-        table = {m: {p: _summary(runs[m][p]) for p in peers} for m in models}
+        table = {m: {p: _summary(got) for p, got in runs[m].items()} for m in models}
         result[name] = {m: {"peers": table[m], "ratio_to_trainlab": _ratios(table[m])}
                         for m in models}
-    if "shared" in result:
+    if "quiet" in result:
+        result["time_to_accuracy"] = _time_to_accuracy(result["quiet"])
+    if "shared" in result and "quiet" in result:
         result["shared_over_quiet_trainlab"] = {
             m: round(result["shared"][m]["peers"]["trainlab"]["fit_seconds_median"]
                      / result["quiet"][m]["peers"]["trainlab"]["fit_seconds_median"], 3)
-            for m in models if "trainlab" in peers
+            for m in models if "trainlab" in peers and m in result["quiet"]
         }
     _print_table(result, models)
     print(json.dumps(result))

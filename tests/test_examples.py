@@ -25,3 +25,12 @@ def test_breast_cancer_binary_mlp_example(tmp_path):
     # row from failing at seed 0. 0.92 is 105 rows: far above the majority class (0.63).
     assert run.metrics["test_accuracy"] >= 0.92
     assert run.metrics["test_roc_auc"] >= 0.98  # seeds 0-5: 0.988-0.993
+
+
+def test_mnist_fast_example_reaches_99_percent(tmp_path):
+    """The time-to-accuracy recipe (issue 16): >= 99.0 % at seeds 0-2 (0.9935, 0.9920,
+    0.9900, docs/speed.md). bf16 kernels differ between CPUs, so the floor sits below the
+    worst seed; the speed itself is bench/peers.py's to measure, not a test's."""
+    run = trainlab.train(EXAMPLES / "mnist_fast.yaml", out=tmp_path / "fast")
+    assert run.metrics["test_accuracy"] >= 0.985
+    assert run.recipe.data.val_size == 0 and len(run.history) == 10

@@ -65,10 +65,18 @@ def read_pins(text: str) -> dict[str, Version]:
     return pins
 
 
+def make_extras() -> list[str]:
+    """The extras `make install` installs (the Makefile's EXTRAS)."""
+    found = re.search(r"^EXTRAS \?= (.+)$", (ROOT / "Makefile").read_text(), re.M)
+    assert found, "the Makefile sets no EXTRAS"
+    return found.group(1).strip().split(",")
+
+
 def declared_requirements(pyproject: dict) -> list[Requirement]:
-    """[project.dependencies] plus the dev extra, those whose markers apply here."""
+    """[project.dependencies] plus the extras make installs, those whose markers apply."""
     project = pyproject["project"]
-    lines = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    extras = project["optional-dependencies"]
+    lines = [*project["dependencies"], *(r for e in make_extras() for r in extras[e])]
     reqs = [Requirement(line) for line in lines]
     return [r for r in reqs if r.marker is None or r.marker.evaluate()]
 
@@ -175,7 +183,8 @@ def test_makefile_installs_both_steps_under_the_constraints():
     pip_lines = [line for line in makefile.splitlines() if "pip install" in line]
     assert len(pip_lines) == 2
     assert all("-c constraints.txt" in line for line in pip_lines)
-    assert "torch==2.13.0" in pip_lines[0] and ".[dev]" in pip_lines[1]
+    assert "torch==2.13.0" in pip_lines[0] and ".[$(EXTRAS)]" in pip_lines[1]
+    assert "dev" in make_extras()
 
 
 def test_run_environment_records_every_library_version():

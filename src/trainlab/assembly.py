@@ -62,14 +62,18 @@ def assemble(
     prepared: Prepared,
     extra_techniques: list[Technique] | None = None,
     run_dir: Path | None = None,
+    model: torch.nn.Module | None = None,
 ) -> Fit:
-    """Seed, build the model and its optimizer, schedule, techniques and batches."""
+    """Seed, build the model and its optimizer, schedule, techniques and batches.
+
+    `model` is one to fit instead of a freshly built one (fine-tuning a pruned or
+    transferred model with the recipe's optimizer, schedule and techniques)."""
     from trainlab.optim.optimizers import build_optimizer
     from trainlab.optim.schedules import build_schedule
 
     recipe, t = prepared.recipe, prepared.recipe.train
     determinism.seed_everything(t.seed)
-    model = prepared.build_model()
+    model = prepared.build_model() if model is None else model.to(prepared.device)
     optimizer = build_optimizer(
         model, t.optimizer.name, t.optimizer.params, t.lr, t.weight_decay, t.decay_norm_and_bias
     )

@@ -484,6 +484,7 @@ def tune(
         True, "--final/--no-final", help="Train and test the best recipe at the end."
     ),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write PNG plots."),
+    overrides: list[str] | None = SetOpt,
     quiet: bool = QuietOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -512,13 +513,20 @@ def tune(
         quiet=quiet or as_json,
     )
     try:
-        data = run_tune(recipe, space, options).summary()
+        data = run_tune(_with_overrides(recipe, overrides), space, options).summary()
     except KeyboardInterrupt:
         err.print("interrupted; re-run the same `trainlab tune` command to continue the study")
         sys.exit(130)
     if not as_json:
         _print_tune(data)
     emit(data, as_json)
+
+
+def _with_overrides(recipe: Path, overrides: list[str] | None) -> Any:
+    """The recipe file, or the recipe loaded with its `--set` overrides."""
+    from trainlab.config import load_recipe
+
+    return load_recipe(recipe, overrides) if overrides else recipe
 
 
 def _print_tune(data: dict[str, Any]) -> None:
@@ -683,6 +691,65 @@ def lr_find_command(
             out.print("the loss never fell in most range tests: the suggestions mean nothing")
         out.print(f"plot: {result.plot}")
     emit(data, as_json)
+
+
+@app.command()
+def compress(
+    run_dir: Path = typer.Argument(..., help="A finished run directory (only read)."),
+    prune: list[str] | None = typer.Option(
+        None,
+        "--prune",
+        help="METHOD:AMOUNT, repeatable: magnitude:0.9, threshold:0.01, "
+        "neurons:0.6, channels:0.3,0.5,0.7 (several amounts: candidates), structured:0.5.",
+    ),
+    quantize: str | None = typer.Option(None, "--quantize", help="int8 (dynamic, CPU)."),
+    finetune: int = typer.Option(2, "--finetune", min=0, help="Epochs of retraining per step."),
+    steps: int = typer.Option(1, "--steps", min=1, help="Pruning steps to reach the amount."),
+    target_drop: float = typer.Option(
+        0.01, "--target-drop", help="Most validation accuracy to lose (0.01 = one point)."
+    ),
+    scope: str = typer.Option("global", "--scope", help="magnitude: global or layer."),
+    importance: str = typer.Option(
+        "magnitude", "--importance", help="structured: magnitude, bn_scale or taylor."
+    ),
+    score: str = typer.Option("mean", "--score", help="neurons/channels: mean or apoz."),
+    vs_scratch: int = typer.Option(
+        0, "--vs-scratch", min=0, help="Also train the small architecture from scratch, N seeds."
+    ),
+    out_dir: Path | None = typer.Option(None, "--out", help="The new run's directory."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Prune and/or quantize a trained run into a new run: accuracy, size, MACs and CPU
+    latency before and after, measured side by side."""
+    from trainlab.compress.api import compress as run_compress
+    from trainlab.compress.methods import MethodOptions
+    from trainlab.report.compression import compression_table
+
+    options = MethodOptions(steps=steps, scope=scope, importance=importance, score=score)
+    result = run_compress(
+        run_dir, prune or [], quantize, finetune=finetune, target_drop=target_drop,
+        out=out_dir, vs_scratch=vs_scratch, options=options,
+        progress=lambda line: err.print(f"[dim]{line}[/]", highlight=False),
+    )  # fmt: skip
+    data = result.to_dict()
+    if not as_json:
+        out.print(compression_table(data))
+        for note in data["notes"]:
+            out.print(f"note: {note}")
+        scratch = data.get("vs_scratch")
+        if scratch:
+            d = scratch["difference"]
+            out.print(f"vs scratch ({scratch['seeds']} seeds): {scratch['verdict']} "
+                      f"(compressed − scratch {d['mean']:+.4f}, 95% CI "
+                      f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}])")  # fmt: skip
+        out.print(f"run directory: {data['run_dir']}   chart: {data['chart']}")
+    emit(data, as_json)
+    if not result.met_target:
+        _one_line(
+            f"no candidate stayed within --target-drop {target_drop:g}; the best found is "
+            f"saved in {data['run_dir']}"
+        )
+        sys.exit(2)
 
 
 def main() -> None:

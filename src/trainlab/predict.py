@@ -246,6 +246,12 @@ def load(run_dir: str | Path, device: str = "cpu") -> Predictor:
     model = setup.build_model(run.recipe, info).to(dev)
     load_weights(model, rd.weights, dev)
     model.eval()
+    compression = run.recipe.compression
+    if compression is not None and compression.quantize == "int8":
+        # a quantized run stores float weights; int8 is rebuilt from them, exactly
+        from trainlab.compress.quantize import quantize_for_inference
+
+        model = quantize_for_inference(model, compression.calibration)
     return Predictor(run, model, info, pre, dev)
 
 

@@ -263,7 +263,7 @@ def _write_start(plan: RunPlan, prepared, record: dict) -> None:
     rd.write_json("data.json", prepared.info.to_dict())
     rd.write_json("preprocess.json", prepared.preprocessor.state_dict())
     rd.write_json("run.json", record)
-    _index(RunIndex(plan.store), rd, plan.recipe, record, {})
+    index_run(RunIndex(plan.store), rd, plan.recipe, record, {})
 
 
 def _run_engine(
@@ -345,7 +345,7 @@ def _finish(
     rd.write_history(state.history)
     rd.write_json("metrics.json", metrics)
     rd.write_json("run.json", record)
-    _index(RunIndex(plan.store), rd, plan.recipe, record, metrics)
+    index_run(RunIndex(plan.store), rd, plan.recipe, record, metrics)
     return Run(rd.path, plan.recipe, record, metrics, list(state.history))
 
 
@@ -428,12 +428,13 @@ def _record_failure(
     )
     try:
         rd.write_json("run.json", record)
-        _index(RunIndex(store), rd, recipe, record, rd.read_json("metrics.json", default={}))
+        index_run(RunIndex(store), rd, recipe, record, rd.read_json("metrics.json", default={}))
     except Exception:  # noqa: BLE001 - a full disk must not hide the original error
         pass
 
 
-def _index(index: RunIndex, rd: RunDir, recipe: Recipe, record: dict, metrics: dict) -> None:
+def index_run(index: RunIndex, rd: RunDir, recipe: Recipe, record: dict, metrics: dict) -> None:
+    """Insert or update the run's row in the run index (any command that makes a run)."""
     index.record(
         {
             "run_dir": str(rd.path.resolve()),

@@ -4,6 +4,8 @@ tensors. `prepare` and `assembly` put them together; nothing else should need to
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
@@ -104,9 +106,23 @@ def build_model(recipe: Recipe, info: TaskInfo) -> nn.Module:
             f"'{recipe.data.dataset.name}' is text (token ids); use text_cnn or text_rnn"
         )
     try:
-        return spec.entry.builder(spec.params, info)
+        model = spec.entry.builder(spec.params, info)
+        if recipe.compression is not None and recipe.compression.shapes:
+            _resize(model, recipe.compression.shapes, getattr(spec.params, "init", None))
+        return model
     except ValueError as exc:
         raise RecipeError(f"model: {exc}") from None
+
+
+def _resize(model: nn.Module, shapes: dict[str, list[int]], init: Any) -> None:
+    """A compressed run's pruned layers at their saved sizes, initialised as the recipe
+    initialises (what training the pruned architecture from scratch starts from)."""
+    from trainlab.models.init import initialize
+    from trainlab.models.structure import apply_shapes
+
+    for name in apply_shapes(model, shapes):
+        if init is not None:
+            initialize(model.get_submodule(name), init)
 
 
 def build_loss_fn(recipe: Recipe, data_task: str, info: TaskInfo) -> nn.Module:

@@ -16,8 +16,8 @@ from trainlab.catalog import TECHNIQUES
 from trainlab.engine import Technique
 from trainlab.errors import RecipeError, RunError
 from trainlab.params import StrictModel
+from trainlab.stats import paired_difference, summarize, verdict
 from trainlab.studies.ablate import ablate, parse_variant, split_items
-from trainlab.studies.stats import paired_difference, summarize, verdict
 
 
 class ShiftParams(StrictModel):

@@ -121,6 +121,7 @@ def test_the_pipeline_slots_keep_their_order():
         ("DEFAULT", 0),
         ("GRAD_MONITOR", 5),
         ("CLIP", 10),
+        ("MASK", 80),
         ("PRECISE_BN", 90),
         ("AVERAGE", 100),
         ("TUNE_REPORT", 400),

@@ -181,6 +181,25 @@ class TrainConfig(StrictModel):
         return value
 
 
+class CompressionConfig(StrictModel):
+    """`compression`: what `trainlab compress` did to the source run's model.
+
+    Written by `trainlab compress` into the recipe of the run it makes, so that the run
+    is rebuilt from its recipe like any other (nothing is unpickled): `shapes` are the
+    pruned modules' parameter shapes (models/structure.py rebuilds those modules at that
+    size), `quantize` is applied to the float weights when the run is loaded for
+    inference — static int8 with the activation ranges in `calibration`, recorded when
+    compress calibrated it, so the loaded model is exactly the one measured. Training
+    such a recipe trains the pruned architecture from scratch.
+    """
+
+    source: str = ""  # the run it was compressed from
+    methods: list[str] = []  # as given, e.g. ["channels:0.5", "int8"]
+    shapes: dict[str, list[int]] = {}
+    quantize: Literal["none", "int8"] = "none"
+    calibration: dict[str, Any] | None = None
+
+
 class Recipe(StrictModel):
     """A whole experiment: data, model, training and techniques."""
 
@@ -190,6 +209,7 @@ class Recipe(StrictModel):
     model: ModelSpec
     train: TrainConfig = Field(default_factory=TrainConfig)
     techniques: list[TechniqueSpec] = []
+    compression: CompressionConfig | None = None
 
     @field_validator("name")
     @classmethod
@@ -237,8 +257,13 @@ class Recipe(StrictModel):
         return specs
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-data form (what YAML holds), with every default filled in."""
-        return self.model_dump(mode="json")
+        """Plain-data form (what YAML holds), with every default filled in; no
+        `compression` key unless the run was compressed (so recipe hashes stay as they
+        were before the key existed)."""
+        data = self.model_dump(mode="json")
+        if data.get("compression") is None:
+            data.pop("compression", None)
+        return data
 
 
 def validate_recipe(data: dict[str, Any], source: str = "recipe") -> Recipe:

@@ -30,6 +30,7 @@ class Slot(IntEnum):
     DEFAULT = 0  # everything without a constraint: mixup, cutmix, dropout, lookahead, …
     GRAD_MONITOR = 5  # gradient_monitor: raw gradients, before clipping changes them
     CLIP = 10  # clip_norm, clip_value, agc: the last change before the optimizer step
+    MASK = 80  # compress' KeepMasks: pruned weights back to zero after the step's update
     PRECISE_BN = 90  # precise_bn: statistics for the live weights, before weight swaps
     AVERAGE = 100  # ema, swa: averaged weights swapped in around evaluation
     TUNE_REPORT = 400  # tune: the epoch's objective to the trial (may prune the fit)

@@ -1,7 +1,7 @@
 """Ablation studies: which techniques helped, by how much, with confidence.
 
 Every variant of a recipe runs on the same list of seeds; each technique's effect is the
-paired difference of the validation metric with and without it (see `studies.stats`).
+paired difference of the validation metric with and without it (see `trainlab.stats`).
 The test split is reported beside it and never used to choose. Runs live under
 `runs/studies/<study>/<variant>/seed-<s>/`, so re-running the same command resumes the
 study: finished runs are read back, unfinished ones resume from their checkpoint.
@@ -25,13 +25,13 @@ from typing import Any, NamedTuple
 
 import yaml
 
+from trainlab import stats
 from trainlab.config.loading import RecipeLike, apply_overrides, load_recipe, recipe_hash
 from trainlab.config.schema import Recipe, validate_recipe
 from trainlab.errors import RecipeError, RunError
 from trainlab.fileio import atomic_write_text
 from trainlab.names import check_safe_name
 from trainlab.store.rundir import FINISHED
-from trainlab.studies import stats
 from trainlab.threads import worker_share
 
 MODES = ("add-one", "leave-one-out", "factorial")
