@@ -18,10 +18,12 @@ from trainlab.config.loading import load_recipe
 from trainlab.config.schema import Recipe
 from trainlab.data.batching import TensorBatches
 from trainlab.engine import determinism
+from trainlab.engine.checkpoint import CheckpointStore
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
 from trainlab.models.summary import ModelSummary, summarize
 from trainlab.prepare import Prepared, prepare
+from trainlab.store.rundir import RunDir
 
 #: Training samples re-evaluated in eval mode after each epoch (the `train_eval_*` metrics).
 TRAIN_EVAL_SAMPLES = 2048
@@ -37,6 +39,9 @@ class Fit:
     val: TensorBatches | None  # None for a refit (data.val_size 0)
     test: TensorBatches
     train_eval: TensorBatches  # a fixed training subset evaluated like validation
+    #: What `model.init_from` loaded (transfer.init's report); None when the recipe has no
+    #: init_from, a model was passed in, or the fit resumes (its checkpoint's weights win)
+    init_report: dict[str, Any] | None = None
 
     @property
     def model(self) -> torch.nn.Module:
@@ -67,13 +72,21 @@ def assemble(
     """Seed, build the model and its optimizer, schedule, techniques and batches.
 
     `model` is one to fit instead of a freshly built one (fine-tuning a pruned or
-    transferred model with the recipe's optimizer, schedule and techniques)."""
+    transferred model with the recipe's optimizer, schedule and techniques). A freshly
+    built model starts from `model.init_from`'s weights when the recipe names some, before
+    the optimizer sees it; not when the fit in `run_dir` is about to resume from a
+    checkpoint, which replaces every weight anyway (and the source may be gone by then)."""
     from trainlab.optim.optimizers import build_optimizer
     from trainlab.optim.schedules import build_schedule
 
     recipe, t = prepared.recipe, prepared.recipe.train
     determinism.seed_everything(t.seed)
-    model = prepared.build_model() if model is None else model.to(prepared.device)
+    init_report = None
+    if model is None:
+        model = prepared.build_model()
+        init_report = _apply_init_from(prepared, model, run_dir)
+    else:
+        model = model.to(prepared.device)
     optimizer = build_optimizer(
         model, t.optimizer.name, t.optimizer.params, t.lr, t.weight_decay, t.decay_norm_and_bias
     )
@@ -97,7 +110,27 @@ def assemble(
         val=prepared.batches("val") if len(prepared.splits.val) else None,
         test=prepared.batches("test"),
         train_eval=prepared.batches("train", limit=TRAIN_EVAL_SAMPLES),
+        init_report=init_report,
     )
+
+
+def _apply_init_from(
+    prepared: Prepared, model: torch.nn.Module, run_dir: Path | None
+) -> dict[str, Any] | None:
+    """Load `model.init_from`'s weights into a fresh model; its report (None: nothing done).
+
+    No random number is drawn, so a fit started this way resumes bit for bit like any
+    other. A run directory holding a checkpoint is about to resume from it: the source is
+    not read again (runs.py keeps the report the run recorded when it started).
+    """
+    spec = prepared.recipe.model.init_from
+    if spec is None:
+        return None
+    if run_dir is not None and CheckpointStore(RunDir(run_dir).checkpoints).candidates():
+        return None
+    from trainlab.transfer.init import init_from
+
+    return init_from(model, spec, prepared.info, prepared.recipe.model.name)
 
 
 def summarize_recipe(recipe: Any, overrides: list[str] | dict | None = None) -> ModelSummary:

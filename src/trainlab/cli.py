@@ -95,12 +95,21 @@ def models(
     summary: Path | None = typer.Option(
         None, "--summary", help="Recipe YAML: show its model's layers, parameters and FLOPs."
     ),
+    layers: Path | None = typer.Option(
+        None,
+        "--layers",
+        help="Run directory or recipe YAML: every layer `trainlab features --layer` takes.",
+    ),
     overrides: list[str] | None = SetOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """List the architectures a recipe may name, or summarize one recipe's model."""
+    """List the architectures a recipe may name, or summarize one recipe's model, or list
+    the layers of a run's (or a recipe's) model by name, type and output shape."""
     from trainlab.models import MODELS
 
+    if layers is not None:
+        _print_layers(layers, overrides or [], as_json)
+        return
     if summary is None:
         _registry_table(
             "models", MODELS, [("parameters", lambda e: ", ".join(e.params.model_fields))], as_json
@@ -122,6 +131,38 @@ def models(
             f"of {result.batch_size}: {result.activation_bytes / 2**20:.2f} MiB"
         )
     emit(result.to_dict(), as_json)
+
+
+def _print_layers(source: Path, overrides: list[str], as_json: bool) -> None:
+    """`models --layers`: a run directory's trained model (its saved weights) or a recipe's
+    untrained one (built for its dataset, `--set` applied), layer by layer."""
+    if source.is_dir():
+        from trainlab.predict import load
+
+        if overrides:
+            from trainlab.errors import RecipeError
+
+            raise RecipeError("--set changes a recipe; a run directory's model is as trained")
+        predictor = load(source)
+        model_name, rows = predictor.run.recipe.model.name, predictor.layers()
+    else:
+        from trainlab.features import recipe_layers
+
+        model_name, infos = recipe_layers(source, overrides)
+        rows = [info.to_dict() for info in infos]
+    if not as_json:
+        table = Table(title=f"{model_name}: {source} — layers for `trainlab features --layer`")
+        for col in ("layer", "alias", "type", "output shape", "parameters", "calls"):
+            table.add_column(col, justify="right" if col in ("parameters", "calls") else "left")
+        for row in rows:
+            shape = row["output_shape"]
+            table.add_row(
+                row["name"], row["alias"] or "", row["kind"],
+                "-" if shape is None else str(tuple(shape)), f"{row['params']:,}",
+                str(row["calls"]),
+            )  # fmt: skip
+        out.print(table)
+    emit({"source": str(source), "model": model_name, "layers": rows}, as_json)
 
 
 @app.command()
@@ -321,6 +362,67 @@ def predict(
     if not regression:
         result["indices"] = preds.tolist()
     emit(result, as_json)
+
+
+@app.command()
+def features(
+    run_dir: Path = typer.Argument(..., help="Run directory."),
+    inputs: Path = typer.Argument(
+        ..., help="Input rows: .npy, .npz, or a table in the run's training format."
+    ),
+    layer: str = typer.Option(
+        ...,
+        "--layer",
+        help="Module name (`trainlab models --layers RUN` lists them) or a negative index: "
+        "-2 = the second-to-last top-level layer.",
+    ),
+    out_file: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Write the features to .npy or .csv (default: INPUT.layer-NAME.npy here).",
+    ),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Rows per forward pass."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Intermediate-layer features of a saved run for new inputs: one row per input,
+    the layer's output flattened — for another model (a linear classifier, a search)."""
+    import numpy as np
+
+    from trainlab.features import resolve_layer
+    from trainlab.predict import load
+
+    model = load(run_dir)
+    name = resolve_layer(model.model, layer)
+    out_file = _features_file(out_file or Path(f"{inputs.stem}.layer-{name}.npy"))
+    values = model.features(model.read_inputs(inputs), name, batch_size=batch_size)
+    if out_file.suffix.lower() == ".csv":
+        header = ",".join(f"f{i}" for i in range(values.shape[1]))
+        np.savetxt(out_file, values, delimiter=",", fmt="%.9g", header=header, comments="")
+    else:
+        np.save(out_file, values, allow_pickle=False)
+    kind = type(dict(model.model.named_modules())[name]).__name__
+    if not as_json:
+        out.print(f"layer {name} ({kind}): features of shape {values.shape} → {out_file}")
+    result = {
+        "run_dir": str(run_dir),
+        "layer": name,
+        "requested": layer,
+        "type": kind,
+        "shape": list(values.shape),
+        "out": str(out_file),
+    }
+    emit(result, as_json)
+
+
+def _features_file(path: Path) -> Path:
+    """`features --out`, checked before any work: .npy or .csv, in a folder that exists."""
+    from trainlab.errors import DataError
+
+    if path.suffix.lower() not in (".npy", ".csv"):
+        raise DataError(f"--out '{path}': write features to a .npy or a .csv file")
+    if not path.parent.is_dir():
+        raise DataError(f"--out '{path}': folder '{path.parent}' does not exist")
+    return path
 
 
 @app.command()

@@ -24,6 +24,7 @@ from trainlab.engine.loop import Engine
 from trainlab.engine.metrics import predictions, scores, unscale
 from trainlab.engine.state import State
 from trainlab.errors import DataError, RunError
+from trainlab.features import example_input, extract, list_layers
 from trainlab.prepare import prepare
 from trainlab.runs import Run
 from trainlab.store.rundir import RunDir
@@ -177,6 +178,26 @@ class Predictor:
             raise DataError("predict_proba is for classification runs; use predict")
         p = scores(self.outputs(x), self.info.target_kind)
         return np.stack([1 - p, p], axis=1) if p.ndim == 1 else p
+
+    def features(self, x: Any, layer: str, batch_size: int = 256) -> np.ndarray:
+        """Outputs of the module `layer` for raw inputs `x`: (N, features) float32.
+
+        `x` is anything `predict` accepts; it goes through the run's preprocessing, then
+        batches of `batch_size` through the model in eval mode without gradients, a hook
+        recording `layer`'s output, each sample's flattened into one row. `layer` is a
+        module name ("8", "features.3") or a negative index of a top-level child ("-2":
+        the second-to-last, Keras' `get_layer(index=-2)`); `layers()` lists them. A tuple
+        output gives its first tensor (features.py says how others are read). An unknown
+        name is a RecipeError with the closest names.
+        """
+        return extract(self.model, self._prepare(x), layer, batch_size)
+
+    def layers(self) -> list[dict[str, Any]]:
+        """Every module `features` can read: name, type, output shape for one sample,
+        parameters, calls per forward and negative-index alias (`LayerInfo`), measured by
+        one forward of an input of the run's shape (token ids for text)."""
+        example = example_input(self.info, self.device)
+        return [row.to_dict() for row in list_layers(self.model, example)]
 
     def evaluate(self, split: str = "test") -> dict[str, float]:
         """Metrics on a split of the run's own dataset, rebuilt exactly as in training."""

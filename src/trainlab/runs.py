@@ -77,7 +77,8 @@ class Run:
         )
 
     def summary(self) -> dict[str, Any]:
-        """The JSON the CLI prints: where the run is and what it measured."""
+        """The JSON the CLI prints: where the run is and what it measured (and, for a run
+        started from other weights, what `model.init_from` loaded)."""
         return {
             "run_dir": str(self.run_dir),
             "name": self.info.get("name"),
@@ -88,6 +89,7 @@ class Run:
             "metrics": self.metrics,
             "baselines": self.baselines,
             "timings": self.info.get("timings", {}),
+            **({"init_from": self.info["init_from"]} if "init_from" in self.info else {}),
         }
 
 
@@ -252,7 +254,17 @@ def _start_record(plan: RunPlan, fit: Fit, det: dict, resumed_from: int | None) 
         "determinism": det,
         "environment": environment.describe(state.device),
         "study": plan.study,
+        **_init_record(plan, fit),
     }
+
+
+def _init_record(plan: RunPlan, fit: Fit) -> dict:
+    """`init_from` for run.json: what the fit loaded, or (a resumed fit, whose checkpoint
+    holds the weights) what the run recorded when it started; nothing without init_from."""
+    if plan.recipe.model.init_from is None:
+        return {}
+    report = fit.init_report if fit.init_report is not None else plan.previous.get("init_from")
+    return {"init_from": report}
 
 
 def _write_start(plan: RunPlan, prepared, record: dict) -> None:

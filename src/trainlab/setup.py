@@ -13,6 +13,7 @@ from torch import nn
 from trainlab.config.schema import LossSpec, Recipe
 from trainlab.data.arrays import ArrayData, Splits
 from trainlab.data.splits import canonical_split
+from trainlab.data.subsets import kept_names, subset_splits
 from trainlab.errors import DataError, RecipeError
 from trainlab.tasks import TaskInfo
 
@@ -33,8 +34,16 @@ def loss_spec(recipe: Recipe, data_task: str) -> LossSpec:
 
 
 def task_info(recipe: Recipe, data: ArrayData) -> TaskInfo:
-    """Check the loss fits the data and derive the head size."""
+    """Check the loss fits the data and derive the head size.
+
+    With `data.classes` the task is the kept classes: k outputs, named as the dataset
+    names them (so predictions read as the original labels).
+    """
     spec = loss_spec(recipe, data.task)
+    classes, num_classes = data.classes, data.num_classes
+    if recipe.data.classes is not None and data.task == "classification":
+        classes = kept_names(recipe.data.classes, data, recipe.data.dataset.name)
+        num_classes = len(classes)
     kind = spec.entry.metadata.get("target", "multiclass")
     name = spec.name
     if kind == "regression" and data.task != "regression":
@@ -48,13 +57,13 @@ def task_info(recipe: Recipe, data: ArrayData) -> TaskInfo:
             f"train.loss: '{name}' is a classification loss but dataset "
             f"'{recipe.data.dataset.name}' is regression; use {REGRESSION_LOSSES_HINT}"
         )
-    if kind == "binary" and data.num_classes != 2:
+    if kind == "binary" and num_classes != 2:
         raise RecipeError(
-            f"train.loss: 'bce' needs exactly 2 classes, dataset has {data.num_classes}; "
+            f"train.loss: 'bce' needs exactly 2 classes, dataset has {num_classes}; "
             "use cross_entropy"
         )
     if kind == "multiclass":
-        out = int(data.num_classes)
+        out = int(num_classes)
     elif kind == "binary":
         out = 1
     else:
@@ -63,20 +72,29 @@ def task_info(recipe: Recipe, data: ArrayData) -> TaskInfo:
         kind,
         out,
         data.feature_shape,
-        data.classes,
+        classes,
         data.feature_names,
         dict(data.extras.get("features", {})),
     )
 
 
 def raw_splits(recipe: Recipe, data: ArrayData) -> Splits:
-    """The run's train/val/test rows before preprocessing: canonical, or its cv fold."""
+    """The run's train/val/test rows before preprocessing: canonical, or its cv fold.
+
+    `data.classes` and `data.train_per_class` then act on those splits (data/subsets.py):
+    the kept classes' rows of each split, relabelled 0…k−1, and N training rows per
+    class; a cv fold is split from the whole dataset and filtered the same way.
+    """
     cfg = recipe.data
     if cfg.cv and cfg.fold is not None:
         from trainlab.data.splits import fold_split
 
-        return fold_split(data, cfg.cv, cfg.fold, cfg.test_size, cfg.split_seed)
-    return canonical_split(data, cfg.test_size, cfg.val_size, cfg.split_seed)
+        splits = fold_split(data, cfg.cv, cfg.fold, cfg.test_size, cfg.split_seed)
+    else:
+        splits = canonical_split(data, cfg.test_size, cfg.val_size, cfg.split_seed)
+    return subset_splits(
+        splits, data, cfg.classes, cfg.train_per_class, cfg.split_seed, cfg.dataset.name
+    )
 
 
 def check_finite(splits: Splits, dataset: str) -> None:

@@ -92,10 +92,38 @@ class DatasetSpec(Spec):
     registry_getter = staticmethod(_datasets)
 
 
+class InitFromConfig(StrictModel):
+    """`model.init_from`: start from another model's weights (transfer learning).
+
+    Exactly one of `run` (a finished trainlab run directory) or `weights` (a safetensors
+    file, or a PyTorch checkpoint read with `torch.load(weights_only=True)`: tensors only,
+    nothing executed). `exclude` are glob patterns of tensor names not to load; `head: new`
+    leaves the output layer freshly initialised, sized for this task's classes (`keep`
+    loads it too, when its shape fits).
+    """
+
+    run: str | None = None
+    weights: str | None = None
+    exclude: list[str] = []
+    head: Literal["new", "keep"] = "new"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> InitFromConfig:
+        if (self.run is None) == (self.weights is None):
+            raise ValueError(
+                "init_from needs exactly one of run: RUN_DIR or weights: FILE "
+                "(.safetensors, or a PyTorch checkpoint of tensors)"
+            )
+        return self
+
+
 class ModelSpec(Spec):
-    """`model`: a registered architecture and its hyper-parameters."""
+    """`model`: a registered architecture and its hyper-parameters, and optionally the
+    weights it starts from (`init_from`)."""
 
     registry_getter = staticmethod(_models)
+
+    init_from: InitFromConfig | None = None
 
 
 class OptimizerSpec(Spec):
@@ -137,6 +165,12 @@ class DataConfig(StrictModel):
     #: k runs, reported as mean ± std. `fold` selects one fold (set by the cv driver).
     cv: int | None = Field(None, ge=2)
     fold: int | None = Field(None, ge=0)
+    #: Keep only these classes (labels as the dataset has them), relabelled 0…k−1 in this
+    #: order, with the canonical test split of those classes.
+    classes: list[int | str] | None = None
+    #: Exactly this many training rows per class (chosen with `split_seed`; a class with
+    #: fewer is an error): few-label studies. The validation and test splits are not limited.
+    train_per_class: int | None = Field(None, gt=0)
 
 
 class TrainConfig(StrictModel):
@@ -179,6 +213,16 @@ class TrainConfig(StrictModel):
         if value not in ("auto", "cpu", "mps") and not re.match(r"^cuda(:\d+)?$", value):
             raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps (got {value!r})")
         return value
+
+
+#: Keys added after runs were first recorded: left out of a recipe's plain form while unset,
+#: so the hashes of recipes that do not use them stay what they were.
+_OMITTED_WHEN_UNSET = (
+    (None, "compression"),
+    ("model", "init_from"),
+    ("data", "classes"),
+    ("data", "train_per_class"),
+)
 
 
 class CompressionConfig(StrictModel):
@@ -257,12 +301,13 @@ class Recipe(StrictModel):
         return specs
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-data form (what YAML holds), with every default filled in; no
-        `compression` key unless the run was compressed (so recipe hashes stay as they
-        were before the key existed)."""
+        """Plain-data form (what YAML holds), with every default filled in; the keys of
+        `_OMITTED_WHEN_UNSET` only when set (recipe hashes stay as they were before)."""
         data = self.model_dump(mode="json")
-        if data.get("compression") is None:
-            data.pop("compression", None)
+        for section, key in _OMITTED_WHEN_UNSET:
+            holder = data if section is None else data.get(section, {})
+            if holder.get(key) is None:
+                holder.pop(key, None)
         return data
 
 

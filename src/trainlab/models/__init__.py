@@ -1,6 +1,6 @@
 """Architectures, activations, initializers, normalization layers and model building."""
 
-from trainlab.models import cnn, mlp, resnet, tabular, text, vgg  # noqa: F401  (register them)
+from trainlab.models import cnn, imagenet, mlp, resnet, tabular, text, vgg  # noqa: F401  (register them)
 from trainlab.models.activations import ACTIVATIONS, ActivationSpec, make_activation
 from trainlab.models.init import INIT_PRESETS, INITIALIZERS, InitSpec, initialize
 from trainlab.models.layers import AttentionPooling, GlobalAvgPool, MixtureOfExperts
