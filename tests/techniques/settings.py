@@ -64,6 +64,7 @@ SETTINGS: dict[str, Setting] = {
     "ema": Setting({"decay": 0.9}),
     "fgm": Setting({"epsilon": 0.5}),
     "freeze": Setting({"layers": ["1.*", "stem.*", "embedding.*"], "epochs": 1}),
+    "stages": Setting({"stages": [{"epochs": 1, "freeze": ["block1"]}, {"lr": 0.5}]}),
     "grad_accumulation": Setting({"steps": 3}),
     "l1": Setting({"strength": 1e-4}),
     "l2": Setting({"strength": 1e-3}),
