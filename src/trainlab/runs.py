@@ -90,7 +90,24 @@ class Run:
             "baselines": self.baselines,
             "timings": self.info.get("timings", {}),
             **({"init_from": self.info["init_from"]} if "init_from" in self.info else {}),
+            **({"stages": stages} if (stages := self.stage_summary()) else {}),
         }
+
+    def stage_summary(self) -> list[dict[str, Any]]:
+        """Per stage of a `stages` technique: its epochs and the last epoch's validation
+        metrics (empty for runs without stages)."""
+        spec = next((t for t in self.recipe.techniques if t.name == "stages"), None)
+        if spec is None:
+            return []
+        out, start = [], 0
+        for i, stage in enumerate(spec.params.stages):
+            end = min(start + (stage.epochs or len(self.history)), len(self.history))
+            last = self.history[end - 1] if start < end else {}
+            val = {k: v for k, v in last.items() if k.startswith("val_")}
+            out.append({"stage": i + 1, "epochs": end - start, "lr": stage.lr,
+                        "freeze": list(stage.freeze), **val})  # fmt: skip
+            start = end
+        return out
 
 
 def _saved_recipe(path: Path) -> Any:

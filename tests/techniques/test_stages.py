@@ -43,6 +43,9 @@ def test_each_stage_freezes_its_parts_and_runs_at_its_rate(tmp_path):
     assert [frozen for _, frozen in probe.rows] == [False, False, True, True]
     assert [lr for lr, _ in probe.rows] == pytest.approx([0.01, 0.01, 0.001, 0.001])
     assert run.history[-1]["train_loss"] < run.history[1]["train_loss"]  # stage 2 trains on
+    summary = run.summary()["stages"]  # what `trainlab train --json` prints
+    assert [(s["stage"], s["epochs"], s["lr"]) for s in summary] == [(1, 2, 1.0), (2, 2, 0.1)]
+    assert summary[1]["val_accuracy"] == run.history[-1]["val_accuracy"]
 
 
 def test_the_backbone_does_not_move_while_frozen(tmp_path):
