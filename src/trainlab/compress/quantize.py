@@ -233,18 +233,11 @@ def _quantize(model: nn.Module, model_name: str) -> tuple[nn.Module, dict[str, A
     for entry in quantized_layers:
         kind = type(qmodules[entry["name"]])
         entry["int8_kind"] = f"{kind.__module__}.{kind.__qualname__}"
-    details = {
-        "scheme": "dynamic int8: int8 weights, activations quantized per batch",
-        "api": "torch.ao.quantization.quantize_dynamic",
-        "engine": engine,
-        "supported_engines": list(torch.backends.quantized.supported_engines),
-        "torch": torch.__version__,
-        "quantized": quantized_layers,
-        "float": kept,
-        "int8_params": sum(e["params"] for e in quantized_layers),
-        "float_params": sum(e["params"] for e in kept),
-        "warnings": caught,
-    }
+    details = _layer_details(
+        "dynamic int8: int8 weights, activations quantized per batch",
+        "torch.ao.quantization.quantize_dynamic", engine, quantized_layers, kept,
+    )  # fmt: skip
+    details["warnings"] = caught
     if any(isinstance(m, _CONV) for m in model.modules()):
         details["static_conv"] = STATIC_CONV_FINDING
     return qmodel.eval(), details
@@ -371,18 +364,26 @@ def _static_details(model: nn.Module, qmodel: nn.Module, calibration: dict) -> d
         else:
             kept.append({**entry, "reason": "no int8 kernel for it: runs float between "
                          "dequantize and quantize"})  # fmt: skip
+    details = _layer_details(
+        "static int8: int8 weights (per channel) and activations (calibrated)",
+        "torch.ao.quantization.quantize_fx (prepare_fx/convert_fx)", calibration["engine"],
+        quantized, kept,
+    )  # fmt: skip
+    return {**details, "calibration": calibration, "warnings": []}
+
+
+def _layer_details(scheme: str, api: str, engine: str, quantized: list, kept: list) -> dict:
+    """What a quantization did, layer by layer: the shared part of both schemes' details."""
     return {
-        "scheme": "static int8: int8 weights (per channel) and activations (calibrated)",
-        "api": "torch.ao.quantization.quantize_fx (prepare_fx/convert_fx)",
-        "engine": calibration["engine"],
+        "scheme": scheme,
+        "api": api,
+        "engine": engine,
         "supported_engines": list(torch.backends.quantized.supported_engines),
         "torch": torch.__version__,
         "quantized": quantized,
         "float": kept,
         "int8_params": sum(e["params"] for e in quantized),
         "float_params": sum(e["params"] for e in kept),
-        "calibration": calibration,
-        "warnings": [],
     }
 
 

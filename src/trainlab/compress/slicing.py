@@ -50,18 +50,24 @@ def _narrow(module: nn.Module, key: str, index: torch.Tensor, dim: int) -> None:
         setattr(module, key, kept)
 
 
+def _narrow_weights(layer: nn.Module, outs, ins, out_attr: str, in_attr: str) -> nn.Module:
+    """Keep output units `outs` (weight rows and bias) and inputs `ins` (weight columns)
+    of a Linear or Conv, updating its size attributes (None: all)."""
+    if outs is not None:
+        _narrow(layer, "weight", outs, 0)
+        _narrow(layer, "bias", outs, 0)
+        setattr(layer, out_attr, len(outs))
+    if ins is not None:
+        _narrow(layer, "weight", ins, 1)
+        setattr(layer, in_attr, len(ins))
+    return layer
+
+
 def narrow_linear(
     layer: nn.Linear, rows: torch.Tensor | None = None, cols: torch.Tensor | None = None
 ) -> nn.Linear:
     """Narrow a Linear in place to output units `rows` and inputs `cols` (None: all)."""
-    if rows is not None:
-        _narrow(layer, "weight", rows, 0)
-        _narrow(layer, "bias", rows, 0)
-        layer.out_features = len(rows)
-    if cols is not None:
-        _narrow(layer, "weight", cols, 1)
-        layer.in_features = len(cols)
-    return layer
+    return _narrow_weights(layer, rows, cols, "out_features", "in_features")
 
 
 def narrow_conv(
@@ -71,14 +77,7 @@ def narrow_conv(
     channels `in_idx` (None: all)."""
     if layer.groups != 1:
         raise ValueError(f"cannot narrow a grouped convolution (groups={layer.groups})")
-    if out_idx is not None:
-        _narrow(layer, "weight", out_idx, 0)
-        _narrow(layer, "bias", out_idx, 0)
-        layer.out_channels = len(out_idx)
-    if in_idx is not None:
-        _narrow(layer, "weight", in_idx, 1)
-        layer.in_channels = len(in_idx)
-    return layer
+    return _narrow_weights(layer, out_idx, in_idx, "out_channels", "in_channels")
 
 
 def narrow_batchnorm(
