@@ -7,8 +7,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 # The extras `make` installs (scripts/lock.sh locks the same): dev tools, and the optional
-# libraries of commands the tests cover (compress: Torch-Pruning).
-EXTRAS ?= dev,compress
+# libraries of commands the tests cover (compress: Torch-Pruning; onnx: export; serve:
+# FastAPI; loggers: TensorBoard and MLflow).
+EXTRAS ?= dev,compress,onnx,serve,loggers
 
 .PHONY: install demo test test-all lint bench clean
 

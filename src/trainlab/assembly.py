@@ -87,9 +87,12 @@ def assemble(
         init_report = _apply_init_from(prepared, model, run_dir)
     else:
         model = model.to(prepared.device)
+    techniques = build_techniques(recipe) + list(extra_techniques or [])
+    parts = next((p for p in (t.optimizer_parts(model) for t in techniques) if p), None)
     optimizer = build_optimizer(
-        model, t.optimizer.name, t.optimizer.params, t.lr, t.weight_decay, t.decay_norm_and_bias
-    )
+        model, t.optimizer.name, t.optimizer.params, t.lr, t.weight_decay,
+        t.decay_norm_and_bias, parts=parts,
+    )  # fmt: skip
     train = prepared.batches("train", shuffle=True)
     schedule = build_schedule(optimizer, t.schedule.name, t.schedule.params, t.epochs, len(train))
     state = State(
@@ -105,7 +108,7 @@ def assemble(
     )
     return Fit(
         state=state,
-        techniques=build_techniques(recipe) + list(extra_techniques or []),
+        techniques=techniques,
         train=train,
         val=prepared.batches("val") if len(prepared.splits.val) else None,
         test=prepared.batches("test"),

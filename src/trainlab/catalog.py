@@ -14,6 +14,7 @@ import trainlab.data.augment  # noqa: F401  (registers the data augmentations)
 import trainlab.diagnose.activations  # noqa: F401  (registers the monitors)
 import trainlab.diagnose.gradients  # noqa: F401
 import trainlab.diagnose.guard  # noqa: F401
+import trainlab.features_data  # noqa: F401  (registers the `features` dataset)
 from trainlab.data import DATASETS
 from trainlab.models import ACTIVATIONS, MODELS
 from trainlab.optim.losses import LOSSES

@@ -206,6 +206,9 @@ class TrainConfig(StrictModel):
     #: (scikit-learn's HistGradientBoosting and a linear model; `baselines.json`): auto on
     #: a user's table (csv, adult), always (any data, features flattened) or none.
     baselines: Literal["auto", "none", "always"] = "auto"
+    #: Where scalars also go beside metrics.json (trainlab/loggers/): TensorBoard event
+    #: files, an MLflow run, a CSV per epoch. None (the default) is none.
+    loggers: list[Literal["tensorboard", "mlflow", "csv"]] | None = None
 
     @field_validator("device")
     @classmethod
@@ -222,6 +225,7 @@ _OMITTED_WHEN_UNSET = (
     ("model", "init_from"),
     ("data", "classes"),
     ("data", "train_per_class"),
+    ("train", "loggers"),
 )
 
 
@@ -267,6 +271,16 @@ class Recipe(StrictModel):
                 f"{command}: chooses by validation metrics, but data.val_size is 0 (no "
                 "validation split); set data.val_size, e.g. 0.1"
             )
+
+    @model_validator(mode="after")
+    def _transfer_keeps_norms_and_biases(self) -> Recipe:
+        # fine-tuning: no weight decay pulls the source's norm scales and biases to zero
+        # unless the recipe asks (fastai's default); resolved here, so recipe.yaml says it
+        if self.model.init_from is not None and "decay_norm_and_bias" not in (
+            self.train.model_fields_set
+        ):
+            self.train.decay_norm_and_bias = False
+        return self
 
     @model_validator(mode="after")
     def _check_validation_users(self) -> Recipe:

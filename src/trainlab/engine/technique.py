@@ -34,6 +34,12 @@ class Technique:
                 found[event] = method
         return found
 
+    def optimizer_parts(self, model: Any) -> list[tuple[str, list[Any]]] | None:
+        """The model's parameters cut into named parts, in forward order, when this
+        technique needs one optimizer param group per part (discriminative learning
+        rates); None (the default) when it does not care how the groups are cut."""
+        return None
+
     def state_dict(self) -> dict[str, Any]:
         """State to save in a checkpoint; empty for stateless techniques."""
         return {}

@@ -11,7 +11,7 @@ optimizer through the same convergence check.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Annotated, Any
 
 import torch
@@ -253,6 +253,33 @@ def split_decay_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Pa
     return decay, no_decay
 
 
+def part_groups(
+    model: nn.Module,
+    parts: Sequence[tuple[str, list[nn.Parameter]]],
+    weight_decay: float,
+    decay_norm_and_bias: bool,
+) -> list[dict[str, Any]]:
+    """One param group per part (two, decayed and not, when norms and biases keep no
+    decay), in the parts' order; each parameter in the first part that holds it."""
+    no_decay = set() if decay_norm_and_bias else {id(p) for p in split_decay_groups(model)[1]}
+    placed: set[int] = set()
+    every = [p for _, p, _ in _named_parameters_with_owner(model)]
+    named = [*parts, ("rest", every)]
+    groups: list[dict[str, Any]] = []
+    for part, members in named:
+        own = [p for p in members if id(p) not in placed]
+        placed.update(id(p) for p in own)
+        if decay_norm_and_bias:
+            groups.append({"params": own, "weight_decay": weight_decay, "group": "all",
+                           "part": part})  # fmt: skip
+            continue
+        groups.append({"params": [p for p in own if id(p) not in no_decay],
+                       "weight_decay": weight_decay, "group": "decay", "part": part})
+        groups.append({"params": [p for p in own if id(p) in no_decay],
+                       "weight_decay": 0.0, "group": "no_decay", "part": part})  # fmt: skip
+    return groups
+
+
 def build_optimizer(
     model: nn.Module,
     name: str,
@@ -260,6 +287,7 @@ def build_optimizer(
     lr: float,
     weight_decay: float = 0.0,
     decay_norm_and_bias: bool = True,
+    parts: Sequence[tuple[str, list[nn.Parameter]]] | None = None,
 ) -> torch.optim.Optimizer:
     """Build the optimizer called `name` over `model`'s parameters.
 
@@ -268,8 +296,12 @@ def build_optimizer(
             the entry's model; lr and weight decay come from the recipe's `train` section.
         decay_norm_and_bias: when False, norm-layer parameters and biases go in a second
             param group with weight_decay=0 (see `split_decay_groups`).
+        parts: named parts of the model in forward order (`block1`, …, `head`), each
+            given its own param groups so that its learning rate can differ
+            (discriminative rates); parameters in no part go in a last part "rest".
 
-    Each param group carries a `group` key: "all", or "decay" / "no_decay".
+    Each param group carries a `group` key: "all", or "decay" / "no_decay", and with
+    `parts` a `part` key naming its part.
     Raises RecipeError for an unknown name (with did-you-mean) or an invalid knob.
     """
     entry = OPTIMIZERS.get(name, where="train.optimizer")
@@ -278,7 +310,9 @@ def build_optimizer(
         raise RecipeError(f"train.lr: must be > 0 (got {lr!r})")
     if not weight_decay >= 0:
         raise RecipeError(f"train.weight_decay: must be >= 0 (got {weight_decay!r})")
-    if decay_norm_and_bias:
+    if parts:
+        groups = part_groups(model, parts, weight_decay, decay_norm_and_bias)
+    elif decay_norm_and_bias:
         all_params = [p for _, p, _ in _named_parameters_with_owner(model)]
         groups = [{"params": all_params, "weight_decay": weight_decay, "group": "all"}]
     else:

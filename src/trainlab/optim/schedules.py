@@ -377,6 +377,8 @@ class LRSchedule:
         self.params = params
         self.total = total
         self.t = 0
+        #: a window of the run the curve spans (`restart`); (0, None): the whole run
+        self.offset, self.span = 0, None
         self.base_lrs = [float(g["lr"]) for g in optimizer.param_groups]
         self.plateau = PlateauTracker(params) if isinstance(params, PlateauParams) else None
         self._apply()
@@ -389,8 +391,22 @@ class LRSchedule:
     @property
     def factor(self) -> float:
         """Current multiplier of the base lrs."""
-        f = schedule_factor(self.name, self.t, self.total, self.params)
+        span = self.span or self.total
+        f = schedule_factor(self.name, self.t - self.offset, span, self.params)
         return f * (self.plateau.multiplier if self.plateau else 1.0)
+
+    def restart(self, length: int) -> None:
+        """Run the whole curve (warm-up included) again over the next `length` units, from
+        now: one schedule per stage of a staged fine-tune (fastai's `fine_tune` fits one
+        cycle per phase)."""
+        if self.params.warmup >= length:
+            raise RecipeError(
+                f"{WHERE}.warmup: {self.params.warmup} {self.params.interval}s of warm-up "
+                f"leave nothing of a {length}-{self.params.interval} stage; shorten the "
+                "warm-up or lengthen the stage"
+            )
+        self.offset, self.span = self.t, length
+        self._apply()
 
     @property
     def lr(self) -> float:
@@ -434,6 +450,8 @@ class LRSchedule:
             "t": self.t,
             "base_lrs": list(self.base_lrs),
         }
+        if self.span is not None:
+            state["window"] = [self.offset, self.span]
         if self.plateau is not None:
             state["best"] = self.plateau.best
             state["bad_epochs"] = self.plateau.bad_epochs
@@ -463,6 +481,8 @@ class LRSchedule:
             )
         self.t = int(state["t"])
         self.base_lrs = base_lrs
+        window = state.get("window")
+        self.offset, self.span = (int(window[0]), int(window[1])) if window else (0, None)
         if self.plateau is not None:
             best = state.get("best")
             self.plateau.best = None if best is None else float(best)
