@@ -26,12 +26,14 @@ demo: install
 
 test: install
 	bash scripts/ensure_postgres.sh
+	bash scripts/ensure_chromium.sh
 	$(BIN)/python -m trainlab.environment
 	$(BIN)/ruff check src tests bench
 	$(BIN)/pytest
 
 test-all: install
 	bash scripts/ensure_postgres.sh
+	bash scripts/ensure_chromium.sh
 	$(BIN)/pytest -m ''
 
 lint: install

@@ -35,13 +35,16 @@ REPEATS = int(sys.argv[1]) if len(sys.argv) > 1 else 25
 # One thread by default: two OpenMP threads on two shared cores jitter by ±20 % run to run,
 # which would drown the per-step overhead this bench is after.
 THREADS = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+# cpu (default) or cuda: scripts/gpu_check.sh measures the ratio on a GPU
+DEVICE = sys.argv[3] if len(sys.argv) > 3 else "cpu"
 
 
 def hand_written(recipe) -> tuple[float, float, float, float]:
     """The loop a practitioner would write; returns (seconds, CPU seconds, train loss, val loss)."""
     determinism.seed_everything(recipe.train.seed)
-    determinism.configure(True, recipe.train.threads)
-    prepared = prepare(recipe)
+    device = determinism.resolve_device(recipe.train.device)
+    determinism.configure(True, recipe.train.threads, device)
+    prepared = prepare(recipe, device)
     X, y = prepared.tensors("train")
     Xv, yv = prepared.tensors("val")
     determinism.seed_everything(recipe.train.seed)
@@ -54,7 +57,7 @@ def hand_written(recipe) -> tuple[float, float, float, float]:
         model.train()
         gen = torch.Generator()
         gen.manual_seed(determinism.derived_seed(recipe.train.seed, epoch))
-        order = torch.randperm(n, generator=gen)
+        order = torch.randperm(n, generator=gen).to(X.device)
         total = 0.0
         for i in range(0, n, bs):
             idx = order[i : i + bs]
@@ -84,7 +87,7 @@ def with_trainlab(recipe) -> tuple[float, float, float, float]:
 
 
 def main() -> None:
-    recipe = trainlab.load_recipe(RECIPE, {"train.threads": THREADS})
+    recipe = trainlab.load_recipe(RECIPE, {"train.threads": THREADS, "train.device": DEVICE})
     steps = recipe.train.epochs * -(-7200 // recipe.train.batch_size)
     hand_runs, lab_runs = [], []
     for _ in range(REPEATS):
@@ -119,6 +122,7 @@ def main() -> None:
                 "steps": steps,
                 "repeats": REPEATS,
                 "threads": THREADS,
+                "device": DEVICE,
                 "trainlab_seconds": round(min(lab_wall), 4),
                 "reference_seconds": round(min(hand_wall), 4),
                 "reference": "hand-written PyTorch loop, same process, same seed",

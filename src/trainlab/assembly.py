@@ -21,6 +21,7 @@ from trainlab.engine import determinism
 from trainlab.engine.checkpoint import CheckpointStore
 from trainlab.engine.state import State
 from trainlab.engine.technique import Technique
+from trainlab.loggers import build_loggers
 from trainlab.models.summary import ModelSummary, summarize
 from trainlab.prepare import Prepared, prepare
 from trainlab.store.rundir import RunDir
@@ -68,6 +69,7 @@ def assemble(
     extra_techniques: list[Technique] | None = None,
     run_dir: Path | None = None,
     model: torch.nn.Module | None = None,
+    world: Any = None,
 ) -> Fit:
     """Seed, build the model and its optimizer, schedule, techniques and batches.
 
@@ -75,7 +77,11 @@ def assemble(
     transferred model with the recipe's optimizer, schedule and techniques). A freshly
     built model starts from `model.init_from`'s weights when the recipe names some, before
     the optimizer sees it; not when the fit in `run_dir` is about to resume from a
-    checkpoint, which replaces every weight anyway (and the source may be gone by then)."""
+    checkpoint, which replaces every weight anyway (and the source may be gone by then).
+
+    `world` (distributed.World) makes this one process of a data-parallel fit: its
+    shard of every batch, the model wrapped in DistributedDataParallel (batch norm
+    synchronised on CUDA)."""
     from trainlab.optim.optimizers import build_optimizer
     from trainlab.optim.schedules import build_schedule
 
@@ -87,13 +93,16 @@ def assemble(
         init_report = _apply_init_from(prepared, model, run_dir)
     else:
         model = model.to(prepared.device)
+    if world is not None and prepared.device.type == "cuda":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     techniques = build_techniques(recipe) + list(extra_techniques or [])
     parts = next((p for p in (t.optimizer_parts(model) for t in techniques) if p), None)
     optimizer = build_optimizer(
         model, t.optimizer.name, t.optimizer.params, t.lr, t.weight_decay,
         t.decay_norm_and_bias, parts=parts,
     )  # fmt: skip
-    train = prepared.batches("train", shuffle=True)
+    shard = world.shard if world is not None else None
+    train = prepared.batches("train", shuffle=True, shard=shard)
     schedule = build_schedule(optimizer, t.schedule.name, t.schedule.params, t.epochs, len(train))
     state = State(
         model=model,
@@ -106,13 +115,19 @@ def assemble(
         task=prepared.info,
         run_dir=run_dir,
     )
+    if world is not None:
+        from trainlab.distributed import ProcessSeed, wrap
+
+        state.ddp, state.collective = wrap(model, world, prepared.device, recipe)
+        techniques.append(ProcessSeed(world.rank))
+    writes = world is None or world.is_main  # rank 0 alone writes the run's files
     return Fit(
         state=state,
-        techniques=techniques,
+        techniques=techniques + (build_loggers(recipe, run_dir) if writes else []),
         train=train,
-        val=prepared.batches("val") if len(prepared.splits.val) else None,
-        test=prepared.batches("test"),
-        train_eval=prepared.batches("train", limit=TRAIN_EVAL_SAMPLES),
+        val=prepared.batches("val", shard=shard) if len(prepared.splits.val) else None,
+        test=prepared.batches("test", shard=shard),
+        train_eval=prepared.batches("train", limit=TRAIN_EVAL_SAMPLES, shard=shard),
         init_report=init_report,
     )
 

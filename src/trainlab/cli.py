@@ -7,6 +7,7 @@ traceback.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import warnings
@@ -225,13 +226,27 @@ def train(
     ),
     store: str | None = StoreOpt,
     quiet: bool = QuietOpt,
+    nproc: int = typer.Option(
+        1, "--nproc", help="Data-parallel processes on this machine (torchrun; gloo/nccl)."
+    ),
+    nnodes: int = typer.Option(1, "--nnodes", help="Machines in the fit (torchrun's flag)."),
+    node_rank: int = typer.Option(0, "--node-rank", help="This machine's rank (0…nnodes-1)."),
+    rdzv_endpoint: str = typer.Option(
+        "", "--rdzv-endpoint", help="host:port of machine 0, for --nnodes > 1."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Train a recipe; resumes when the run directory holds an unfinished run."""
-    from trainlab.runs import raise_if_diverged
+    from trainlab.runs import Run, raise_if_diverged
     from trainlab.runs import train as train_recipe
 
-    run = train_recipe(recipe, overrides or [], out=out_dir, name=name, quiet=quiet, store=store)
+    if (nproc > 1 or nnodes > 1) and "WORLD_SIZE" not in os.environ:
+        run_dir = _launch_processes(recipe, overrides, out_dir, name, store,
+                                    (nproc, nnodes, node_rank, rdzv_endpoint))  # fmt: skip
+        run = Run.open(run_dir)
+    else:
+        run = train_recipe(recipe, overrides or [], out=out_dir, name=name, quiet=quiet,
+                           store=store)  # fmt: skip
     summary = run.summary()
     if not as_json:
         _print_table_facts(run.run_dir)
@@ -240,6 +255,34 @@ def train(
         out.print(f"run directory: {run.run_dir}")
     emit(summary, as_json)
     raise_if_diverged(run)
+
+
+def _launch_processes(
+    recipe: Path, overrides: list[str] | None, out_dir: Path | None, name: str | None,
+    store: str | None, topology: tuple[int, int, int, str],
+) -> Path:  # fmt: skip
+    """`trainlab train` in `nproc` processes per machine (distributed.launch); the run
+    directory is decided here, so every process writes (rank 0) and reads the same one."""
+    from trainlab import distributed
+
+    nproc, nnodes, node_rank, rdzv_endpoint = topology
+    from trainlab.config.loading import load_recipe
+    from trainlab.runs import resolve_run_dir
+
+    resolved = load_recipe(recipe, overrides or [])
+    distributed.check_process_count(nproc, resolved.train.device)
+    distributed.check_recipe(resolved)
+    if nnodes > 1 and (out_dir is None or not rdzv_endpoint):
+        raise typer.BadParameter("--nnodes > 1 needs --out (on a shared filesystem) and "
+                                 "--rdzv-endpoint host:port of machine 0")  # fmt: skip
+    run_dir = resolve_run_dir(resolved, out_dir, name)
+    argv = ["train", str(recipe), "--out", str(run_dir), "--quiet"]
+    for item in overrides or []:
+        argv += ["--set", item]
+    if store:
+        argv += ["--store", store]
+    distributed.launch(argv, nproc, nnodes, node_rank, rdzv_endpoint)
+    return run_dir
 
 
 def _print_metrics(title: str, metrics: dict[str, float]) -> None:
@@ -474,15 +517,22 @@ def ablate(
     seeds: int = typer.Option(
         3, "--seeds", min=1, help="Seeds per variant (the same for every one)."
     ),
-    workers: int = typer.Option(1, "--workers", min=1, help="Parallel training processes."),
-    study: str | None = typer.Option(None, "--study", help="Study name (re-run to resume)."),
+    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes on this machine."),
+    store: str | None = typer.Option(
+        None, "--store", help="Shared database postgresql://…: workers on any machine pull runs."
+    ),
+    study: str | None = typer.Option(None, "--study", help="Study name (re-run: resume/join)."),
+    heartbeat: float = typer.Option(10.0, "--heartbeat", help="With --store: lease renewal, s."),
+    lease: float = typer.Option(60.0, "--lease", help="With --store: a silent run is retaken, s."),
     metric: str | None = typer.Option(None, "--metric", help="Validation metric to judge by."),
     force: bool = typer.Option(False, "--force", help="Allow a factorial study above the limit."),
     overrides: list[str] | None = SetOpt,
     quiet: bool = QuietOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Which techniques help: every variant over the same seeds, paired statistics."""
+    """Which techniques help: every variant over the same seeds, paired statistics.
+
+    With --store, machines that run the same command share the study's runs."""
     from trainlab.engine.progress import interactive
     from trainlab.report.ablation import ablation_chart, ablation_table
     from trainlab.studies.ablate import AblateOptions, parse_variant, split_items
@@ -497,9 +547,12 @@ def ablate(
         study=study,
         metric=metric,
         force=force,
+        store=store,
+        heartbeat=heartbeat,
+        lease=lease,
     )
 
-    bar = None
+    bar, shown = None, [-1]
     if not quiet and interactive():
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -512,6 +565,9 @@ def ablate(
     def tick(done: int, total: int) -> None:
         if bar is not None:
             bar.update(task, completed=done, total=total)
+        elif store and not quiet and done != shown[0]:  # a log line per finished run
+            shown[0] = done
+            err.print(f"ablate: {done}/{total} runs done", highlight=False)
 
     try:
         result = run_ablation(recipe, split_items(techniques), options, progress=tick)
@@ -560,7 +616,7 @@ def tune(
     ),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes on this machine."),
     storage: str | None = typer.Option(
-        None, "--storage", help="Journal file path or postgresql://… (default: a journal file)."
+        None, "--store", "--storage", help="Shared database postgresql://…, or a journal file."
     ),
     study: str | None = typer.Option(None, "--study", help="Study name (default: RECIPE-tune)."),
     objective: list[str] | None = typer.Option(
@@ -852,6 +908,198 @@ def compress(
             f"saved in {data['run_dir']}"
         )
         sys.exit(2)
+
+
+# --- export (deploy/export.py): owned by the export work ---
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(
+        ..., help="A finished run directory: trained, compressed or fine-tuned."
+    ),
+    fmt: str = typer.Option("onnx", "--format", help="onnx (onnxruntime) or pt2 (torch.export)."),
+    out_dir: Path | None = typer.Option(
+        None, "--out", help="The export folder (default: RUN/export/FORMAT)."
+    ),
+    rtol: float = typer.Option(1e-3, "--rtol", help="Parity: relative output tolerance."),
+    atol: float = typer.Option(1e-5, "--atol", help="Parity: absolute output tolerance."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Export a run's model (ONNX or torch.export) into a folder a product system can use,
+    after proving its outputs equal to PyTorch's on the run's test split."""
+    from trainlab.deploy.export import ParityError, export_run
+
+    def progress(line: str) -> None:
+        err.print(f"[dim]{line}[/]", highlight=False)
+
+    try:
+        result = export_run(run_dir, fmt, out_dir, rtol=rtol, atol=atol, progress=progress)
+    except ParityError as exc:
+        data = exc.result.to_dict()
+        if not as_json:
+            out.print(_export_table(data))
+        emit(data, as_json)
+        _one_line(" ".join(str(exc).split()))
+        sys.exit(2)
+    data = result.to_dict()
+    if not as_json:
+        out.print(_export_table(data))
+        out.print(f"export folder: {data['out']}")
+    emit(data, as_json)
+
+
+def _export_table(data: dict[str, Any]) -> Table:
+    """The parity figures of an export, torch beside the artifact."""
+    metric = data["metric"]
+    table = Table(title=f"{data['format']} export: parity on {data['samples']:,} "
+                  f"{data['split']} rows")  # fmt: skip
+    table.add_column("check")
+    table.add_column("value", justify="right")
+    table.add_row(f"{metric} (torch)", f"{data[f'{metric}_torch']:.4f}")
+    table.add_row(f"{metric} (export)", f"{data[f'{metric}_export']:.4f}")
+    table.add_row("max abs diff", f"{data['max_abs_diff']:.3g}")
+    table.add_row("max rel diff", f"{data['max_rel_diff']:.3g}")
+    table.add_row("tolerance used", f"{data['tolerance_used']:.3g} (≤ 1 passes)")
+    table.add_row("parity", "[green]passed[/]" if data["parity"] else "[red]failed[/]")
+    return table
+
+
+# --- serve (deploy/serve.py): owned by the serve work ---
+@app.command()
+def serve(
+    source: Path = typer.Argument(..., help="A run directory, or an export folder."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(
+        8000, "--port", min=0, max=65535, help="TCP port; 0 picks a free one."
+    ),
+    workers: int = typer.Option(1, "--workers", min=1, help="Processes sharing the port."),
+    max_body_mb: float = typer.Option(
+        10.0, "--max-body-mb", min=0.001, help="Largest request body (MiB); larger ones get 413."
+    ),
+    max_instances: int = typer.Option(
+        10_000, "--max-instances", min=1, help="Most instances in one request."
+    ),
+    access_log: bool = typer.Option(False, "--access-log", help="Log every request to stderr."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Serve a run (its torch model) or an export folder (onnxruntime / pt2) over HTTP.
+
+    POST /predict {"instances": [...]} → {"predictions": [...]}; GET /health, GET /metadata,
+    OpenAPI at /openapi.json and /docs. Prints the URL (with --json: {"url", ...}) once it
+    listens, then serves until Ctrl-C.
+    """
+    from trainlab.deploy.serve import serve as run_service
+    from trainlab.deploy.serve_inputs import Limits
+
+    def announce(model: Any, url: str) -> None:
+        facts = {"url": url, "source": str(source), "kind": model.kind,
+                 "backend": model.backend.name, "workers": workers}  # fmt: skip
+        if as_json:
+            emit(facts, True)
+        else:
+            sys.stdout.write(f"serving {model.kind} {source} ({model.backend.name}) at {url}\n")
+            sys.stdout.flush()
+            err.print(
+                f"[dim]POST {url}/predict · GET {url}/metadata · {url}/docs · Ctrl-C stops[/]"
+            )
+
+    limits = Limits(max(1, int(max_body_mb * 2**20)), max_instances)
+    try:
+        run_service(source, host, port, workers, limits, access_log, announce)
+    except KeyboardInterrupt:
+        err.print("stopped")
+
+
+# --- report (report/html.py): owned by the report work ---
+@app.command()
+def report(
+    targets: list[Path] = typer.Argument(
+        ..., help="A run directory or a study folder (ablate, tune, doctor); with --compare, "
+        "two or more run directories."
+    ),
+    out_file: Path | None = typer.Option(
+        None, "--out", help="The HTML file (default: TARGET/report.html; compare.html)."
+    ),
+    compare: bool = typer.Option(False, "--compare", help="Overlay several runs on one page."),
+    open_page: bool = typer.Option(False, "--open", help="Open the page in a web browser."),
+    split: str = typer.Option(
+        "test", "--split", help="Split of the confusion matrix / residual plot (run pages)."
+    ),
+    predictions: bool = typer.Option(
+        True, "--predictions/--no-predictions",
+        help="Predict the split for the confusion matrix or residual plot (loads the data).",
+    ),
+    storage: str | None = typer.Option(
+        None, "--storage", help="Tune study in a database: its URL (summary.json masks it)."
+    ),
+    as_json: bool = JsonOpt,
+) -> None:
+    """One self-contained HTML page for a run, a compressed run, an ablation, a search or
+    a doctor folder (the kind is read from the folder), or several runs side by side."""
+    from trainlab.errors import RunError
+    from trainlab.report.html import check_out, compare_report, detect_kind
+    from trainlab.report.html import report as write_report
+
+    check_out(out_file)
+    if compare:
+        result = compare_report(targets, out_file)
+    elif len(targets) != 1:
+        raise RunError("report takes one TARGET; pass --compare to put several runs on one page")
+    else:
+        target = targets[0]
+        kind = detect_kind(target)
+        wanted = predictions and kind in ("run", "compress")
+        preds = _report_predictions(target, split) if wanted else None
+        result = write_report(target, out_file, predictions=preds, storage=storage)
+    data = result.to_dict()
+    if not as_json:
+        plural = "" if data["figures"] == 1 else "s"
+        out.print(f"{data['kind']} report: {data['out']} ({data['bytes'] / 1024:.0f} KiB, "
+                  f"{data['figures']} figure{plural})")  # fmt: skip
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(result.out.resolve().as_uri())
+    emit(data, as_json)
+
+
+def _report_predictions(run_dir: Path, split: str) -> Any:
+    """A run's predictions on `split` beside the true targets, for the report's confusion
+    matrix or residual plot (a run directory stores none); None, with a warning, when
+    the run cannot predict (no weights, data gone)."""
+    if not (run_dir / "run.json").is_file():
+        return None
+    import torch
+
+    from trainlab.engine.metrics import predictions, unscale
+    from trainlab.predict import load
+    from trainlab.prepare import prepare
+    from trainlab.report.run_page import Predictions
+
+    if split not in ("train", "val", "test"):
+        from trainlab.errors import RecipeError
+
+        raise RecipeError(f"--split must be train, val or test (got {split!r})")
+    try:
+        model = load(run_dir)
+        prepared = prepare(model.run.recipe, model.device, preprocessor=model.preprocessor,
+                           check_finite=False)  # fmt: skip
+        x, y = prepared.tensors(split)
+    except TrainlabError as exc:
+        _show_warning(f"no predictions in the report: {exc}", UserWarning, "", 0)
+        return None
+    if len(x) == 0:
+        return None
+    with torch.no_grad():
+        raw = torch.cat([model.model(x[i : i + 1024]) for i in range(0, len(x), 1024)])
+    info = model.info
+    pred = predictions(raw.float(), info.target_kind)
+    if info.target_kind == "regression":
+        pred = unscale(pred, info.target_shift, info.target_scale)
+        y = unscale(y, info.target_shift, info.target_scale)
+    else:
+        pred, y = pred.long(), y.long()
+    return Predictions(split, info.target_kind, y.reshape(-1).tolist(),
+                       pred.reshape(-1).tolist(), [str(c) for c in info.classes or []])  # fmt: skip
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -30,6 +30,102 @@ from trainlab.runs import Run
 from trainlab.store.rundir import RunDir
 from trainlab.tasks import TaskInfo
 
+if TYPE_CHECKING:
+    from trainlab.config import Recipe
+
+
+class InputEncoder:
+    """Raw inputs → the model's input array through a run's fitted preprocessing, no model.
+
+    What `Predictor` feeds its torch model, split out so that a model running elsewhere
+    (onnxruntime or an ExportedProgram in `trainlab serve` of an export folder) gets
+    exactly the same arrays from the same files (recipe, data.json, preprocess.json).
+    """
+
+    def __init__(self, recipe: Recipe, info: TaskInfo, pre: Preprocessor) -> None:
+        self.recipe = recipe
+        self.info = info
+        self.preprocessor = pre
+
+    def encode(self, x: Any) -> np.ndarray:
+        """Raw inputs → the model's input: float32, int64 token ids for text.
+
+        Accepts what the run was trained on: numeric arrays (a single sample or a batch),
+        for tables also rows with column names (a `Table` read from a CSV with a header,
+        a list of dicts, a dict of columns), for text runs strings.
+        """
+        pre = self.preprocessor
+        if pre.kind == "text":
+            return np.asarray(pre.transform(self.texts(x)), dtype=np.int64)
+        if pre.from_table and pre.column_names:
+            return np.asarray(pre.transform(self.table_rows(x)), dtype=np.float32)
+        if isinstance(x, Table):
+            names = pre.column_names or []
+            if not names or not set(names) <= set(x.names):
+                # a numeric CSV with its own header: columns are taken in file order
+                x = Table([f"x{i}" for i in range(len(x.names))], x.rows, x.source)
+                names = x.names
+            x = raw_rows(x, names, ["numeric"] * len(names), ())
+        arr = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float32)
+        shape = tuple(pre.input_shape) if pre.input_shape is not None else self.info.input_shape
+        arr = as_batch(arr, shape)
+        if not np.isfinite(arr).all() and pre.p.get("fill") is None:
+            raise DataError("input contains NaN or infinite values; clean or impute them first")
+        return np.asarray(pre.transform(arr), dtype=np.float32)
+
+    def table_rows(self, x: Any) -> np.ndarray:
+        """Table inputs → the raw features preprocessing takes, by the run's column roles
+        (runs saved before roles existed: by the preprocessor's column names and kinds)."""
+        table = self.info.table or {}
+        if table.get("schema"):
+            from trainlab.data.roles import TableSchema, cells_by_column
+
+            schema = TableSchema.from_dict(table["schema"])
+            source = getattr(x, "source", "") or "input"
+            return schema.encode(cells_by_column(x, schema.input_columns), source)
+        pre = self.preprocessor
+        return raw_rows(x, pre.column_names or [], pre.column_kinds or [], self.missing_markers())
+
+    def unseen_categories(self, x: Any) -> dict[str, tuple[int, str]]:
+        """Per categorical column of table inputs `x`: (rows, first value) unseen in training.
+
+        Those rows still get predictions; their unseen cells are encoded as unknown.
+        Empty for runs not trained on a table and for inputs without unseen categories.
+        """
+        pre = self.preprocessor
+        if not (pre.from_table and pre.column_names):
+            return {}
+        return pre.unseen_categories(self.table_rows(x))
+
+    def labels(self, preds: np.ndarray) -> list[Any]:
+        """Predictions as users read them: class names (indices when the run has none)
+        for classification, numbers for regression."""
+        if self.info.target_kind == "regression":
+            return np.asarray(preds).tolist()
+        classes = self.info.classes
+        return [classes[int(p)] if classes else int(p) for p in preds]
+
+    def missing_markers(self) -> tuple[str, ...]:
+        """The cell texts the run's table reader took as missing values."""
+        from trainlab.data.table import DEFAULT_MISSING
+
+        params = self.recipe.data.dataset.params
+        return tuple(getattr(params, "missing", DEFAULT_MISSING))
+
+    def texts(self, x: Any) -> np.ndarray:
+        """Text inputs (a string, a Table's text column, any array) → (N,) strings."""
+        if isinstance(x, str):
+            items = [x]
+        elif isinstance(x, Table):
+            params = self.recipe.data.dataset.params
+            column = getattr(params, "text_column", "text")
+            items = x.column(column if column in x.names else x.names[0])
+        else:
+            items = [str(t) for t in np.asarray(x, dtype=object).reshape(-1)]
+        out = np.empty(len(items), dtype=object)
+        out[:] = items
+        return out
+
 
 class Predictor:
     """A trained model with its preprocessing, ready to predict raw inputs."""
@@ -48,48 +144,21 @@ class Predictor:
         self.preprocessor = pre
         self.device = device
 
+    @property
+    def inputs(self) -> InputEncoder:
+        """The raw-input encoder of this run's preprocessing (no model involved)."""
+        return InputEncoder(self.run.recipe, self.info, self.preprocessor)
+
     def _prepare(self, x: Any) -> torch.Tensor:
         """Raw inputs → the model's input tensor, through the run's fitted preprocessing.
 
-        Accepts what the run was trained on: numeric arrays (a single sample or a batch),
-        for tables also rows with column names (a `Table` read from a CSV with a header,
-        a list of dicts, a dict of columns), for text runs strings.
+        Accepts what `InputEncoder.encode` does: numeric arrays (a single sample or a
+        batch), for tables also rows with column names, for text runs strings.
         """
-        pre = self.preprocessor
-        if pre.kind == "text":
-            texts = self._texts(x)
-            ids = pre.transform(texts)
-            return torch.as_tensor(ids, dtype=torch.long, device=self.device)
-        if pre.from_table and pre.column_names:
-            raw = self._table_rows(x)
-            return torch.as_tensor(pre.transform(raw), dtype=torch.float32, device=self.device)
-        if isinstance(x, Table):
-            names = pre.column_names or []
-            if not names or not set(names) <= set(x.names):
-                # a numeric CSV with its own header: columns are taken in file order
-                x = Table([f"x{i}" for i in range(len(x.names))], x.rows, x.source)
-                names = x.names
-            x = raw_rows(x, names, ["numeric"] * len(names), ())
-        arr = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float32)
-        shape = tuple(pre.input_shape) if pre.input_shape is not None else self.info.input_shape
-        arr = as_batch(arr, shape)
-        if not np.isfinite(arr).all() and pre.p.get("fill") is None:
-            raise DataError("input contains NaN or infinite values; clean or impute them first")
-        arr = pre.transform(arr)
-        return torch.as_tensor(arr, dtype=torch.float32, device=self.device)
+        return torch.as_tensor(self.inputs.encode(x), device=self.device)
 
     def _table_rows(self, x: Any) -> np.ndarray:
-        """Table inputs → the raw features preprocessing takes, by the run's column roles
-        (runs saved before roles existed: by the preprocessor's column names and kinds)."""
-        table = self.info.table or {}
-        if table.get("schema"):
-            from trainlab.data.roles import TableSchema, cells_by_column
-
-            schema = TableSchema.from_dict(table["schema"])
-            source = getattr(x, "source", "") or "input"
-            return schema.encode(cells_by_column(x, schema.input_columns), source)
-        pre = self.preprocessor
-        return raw_rows(x, pre.column_names or [], pre.column_kinds or [], self._missing_markers())
+        return self.inputs.table_rows(x)
 
     def unseen_categories(self, x: Any) -> dict[str, tuple[int, str]]:
         """Per categorical column of table inputs `x`: (rows, first value) unseen in training.
@@ -97,18 +166,12 @@ class Predictor:
         Those rows still get predictions; their unseen cells are encoded as unknown.
         Empty for runs not trained on a table and for inputs without unseen categories.
         """
-        pre = self.preprocessor
-        if not (pre.from_table and pre.column_names):
-            return {}
-        return pre.unseen_categories(self._table_rows(x))
+        return self.inputs.unseen_categories(x)
 
     def labels(self, preds: np.ndarray) -> list[Any]:
         """`predict`'s output as users read it: class names (indices when the run has
         none) for classification, numbers for regression."""
-        if self.info.target_kind == "regression":
-            return np.asarray(preds).tolist()
-        classes = self.info.classes
-        return [classes[int(p)] if classes else int(p) for p in preds]
+        return self.inputs.labels(preds)
 
     def read_inputs(self, path: str | Path) -> Any:
         """Prediction inputs from `path`, read the way this run's training file was.
@@ -135,23 +198,10 @@ class Predictor:
         return read_run_table(path, params, self.preprocessor.column_names or [], reader)
 
     def _missing_markers(self) -> tuple[str, ...]:
-        from trainlab.data.table import DEFAULT_MISSING
-
-        params = self.run.recipe.data.dataset.params
-        return tuple(getattr(params, "missing", DEFAULT_MISSING))
+        return self.inputs.missing_markers()
 
     def _texts(self, x: Any) -> np.ndarray:
-        if isinstance(x, str):
-            items = [x]
-        elif isinstance(x, Table):
-            params = self.run.recipe.data.dataset.params
-            column = getattr(params, "text_column", "text")
-            items = x.column(column if column in x.names else x.names[0])
-        else:
-            items = [str(t) for t in np.asarray(x, dtype=object).reshape(-1)]
-        out = np.empty(len(items), dtype=object)
-        out[:] = items
-        return out
+        return self.inputs.texts(x)
 
     @torch.no_grad()
     def outputs(self, x: Any, batch_size: int = 1024) -> torch.Tensor:

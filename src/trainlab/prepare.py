@@ -58,14 +58,18 @@ class Prepared:
         batch_size: int | None = None,
         limit: int | None = None,
         seed: int | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> TensorBatches:
-        """Mini-batches of a split; training batch size when shuffled, else the eval one."""
+        """Mini-batches of a split; training batch size when shuffled, else the eval one.
+        `shard=(rank, processes)`: one process's part of a data-parallel fit (the batch
+        size stays the global one)."""
         t = self.recipe.train
         size = batch_size or (t.batch_size if shuffle else t.eval_batch_size)
         seed = t.seed if seed is None else seed
         return TensorBatches(
-            *self.tensors(split, limit), batch_size=size, shuffle=shuffle, seed=seed
-        )
+            *self.tensors(split, limit), batch_size=size, shuffle=shuffle, seed=seed,
+            shard=shard,
+        )  # fmt: skip
 
     def build_model(self) -> nn.Module:
         """The recipe's architecture for this task on the device (initialised from the

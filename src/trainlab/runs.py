@@ -9,9 +9,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
-from trainlab import environment, failures
+from trainlab import distributed, environment, failures
 from trainlab import threads as thread_policy
 from trainlab.assembly import Fit, assemble
 from trainlab.baselines import BASELINES, fit_baselines, wants_baselines
@@ -135,6 +136,13 @@ class RunPlan:
     study: str | None = None
     extra_techniques: list[Technique] = field(default_factory=list)
     evaluate_test: bool = True
+    #: this process's place in a data-parallel fit (distributed.World), None alone
+    world: Any = None
+
+    @property
+    def writes(self) -> bool:
+        """True for the process that writes the run (the only one, or rank 0)."""
+        return self.world is None or self.world.is_main
 
     @property
     def digest(self) -> str:
@@ -187,6 +195,11 @@ def train(
     the test split must never be looked at while choosing).
     """
     recipe = load_recipe(recipe, overrides)
+    if out is None and distributed.World.from_env() is not None:
+        raise RunError(
+            "every process of a torchrun fit must write the same run directory: name it "
+            "with --out (trainlab train --nproc N does this itself)"
+        )
     run_dir = resolve_run_dir(recipe, out, name)
     if recipe.data.cv and recipe.data.fold is None:  # k-fold: k runs, mean ± std
         return _train_folds(recipe, run_dir, quiet=quiet, store=store, study=study)
@@ -198,10 +211,25 @@ def train(
         )
     if previous and previous.get("status") not in UNFINISHED:
         return Run.open(run_dir)
+    world = distributed.World.from_env()
+    _check_processes(run_dir, previous, world)
     plan = RunPlan(
-        recipe, rd, previous, quiet, store, study, list(extra_techniques or []), evaluate_test
-    )
+        recipe, rd, previous, quiet, store, study, list(extra_techniques or []), evaluate_test,
+        world,
+    )  # fmt: skip
     return _train_guarded(plan)
+
+
+def _check_processes(run_dir: Path, previous: dict[str, Any], world: Any) -> None:
+    """A run resumes with the process count it started with (the shards, and so the
+    float sums, depend on it: another count would not continue the same run)."""
+    started = int(previous.get("processes", 1)) if previous else None
+    now = world.size if world is not None else 1
+    if started is not None and started != now:
+        raise RunError(
+            f"'{run_dir}' was started with {started} process(es) and is resumed with {now}; "
+            f"resume it with --nproc {started}" + (" (or without --nproc)" if started == 1 else "")
+        )
 
 
 def _train_guarded(plan: RunPlan) -> Run:
@@ -212,7 +240,8 @@ def _train_guarded(plan: RunPlan) -> Run:
         with failures.step("preparing the run", plan.rd.path):
             return _train_run(plan)
     except BaseException as exc:
-        _record_failure(plan.rd, plan.store, plan.recipe, exc, created)
+        if plan.writes:
+            _record_failure(plan.rd, plan.store, plan.recipe, exc, created)
         raise
 
 
@@ -222,23 +251,39 @@ def _train_run(plan: RunPlan) -> Run:
     t = plan.recipe.train
     determinism.seed_everything(t.seed)
     device = determinism.resolve_device(t.device)
+    if plan.world is not None:
+        device = _join_world(plan, device)
     det = determinism.configure(t.deterministic, None, device)
     failures.now("loading data")
     prepared = prepare(plan.recipe, device)
     failures.now("building the model")
-    fit = assemble(prepared, plan.extra_techniques, run_dir=plan.rd.path)
+    fit = assemble(prepared, plan.extra_techniques, run_dir=plan.rd.path, world=plan.world)
     threads = _choose_threads(plan, prepared, fit.model)
     det["threads"] = threads.threads
     failures.now("restoring the checkpoint")
     checkpoints = CheckpointStore(plan.rd.checkpoints, keep=2)
     resumed_from = restore_latest(checkpoints, fit.state, fit.techniques)
     record = {**_start_record(plan, fit, det, resumed_from), "threads": threads.to_dict()}
+    if plan.world is not None:
+        record["processes"] = plan.world.size
+        fit.state.collective.barrier()  # every process has read the checkpoint
     _write_start(plan, prepared, record)
     failures.now("training")
     timings = _run_engine(plan, fit, checkpoints, record)
     failures.now("saving the run")
     timings["total_seconds"] = round(time.perf_counter() - started, 4)
     return _finish(plan, fit, checkpoints, record, timings, prepared)
+
+
+def _join_world(plan: RunPlan, device: torch.device) -> torch.device:
+    """This process's device in the data-parallel fit, after joining its process group
+    (what cannot run distributed is refused first)."""
+    world = plan.world
+    distributed.check_recipe(plan.recipe)
+    device = distributed.device_for(world, device)
+    distributed.init(world, device)
+    distributed.share_cores(world.local_size)
+    return device
 
 
 def _choose_threads(plan: RunPlan, prepared, model) -> thread_policy.ThreadChoice:
@@ -287,6 +332,8 @@ def _init_record(plan: RunPlan, fit: Fit) -> dict:
 def _write_start(plan: RunPlan, prepared, record: dict) -> None:
     """The files a run has before its first epoch: recipe, data facts, preprocessing."""
     rd = plan.rd
+    if not plan.writes:
+        return
     if not plan.previous:
         atomic_write_text(rd.recipe, dump_recipe(plan.recipe))
     rd.write_json("data.json", prepared.info.to_dict())
@@ -306,8 +353,10 @@ def _run_engine(
         record["epochs_completed"] = st.epoch
         rd.write_json("run.json", record)
 
-    callbacks: list[Technique] = [_EpochClock(), Checkpointer(checkpoints, fit.techniques, saved)]
-    if not plan.quiet and interactive():
+    callbacks: list[Technique] = [_EpochClock()]
+    if plan.writes:
+        callbacks.append(Checkpointer(checkpoints, fit.techniques, saved))
+    if not plan.quiet and interactive() and plan.writes:
         callbacks.append(ProgressDisplay(len(fit.train), title=rd.path.name))
     engine = Engine(
         fit.state,
@@ -331,16 +380,6 @@ def _run_engine(
     }
 
 
-def final_metrics(state: State) -> dict[str, float]:
-    """The validation metrics of the epoch the fit ends with, and the test metrics."""
-    last = state.history[-1] if state.history else {}
-    if state.final_epoch is not None:  # early stopping restored an earlier epoch's weights
-        last = next((r for r in state.history if r.get("epoch") == state.final_epoch), last)
-    metrics = {k: v for k, v in last.items() if k.startswith("val_")}
-    metrics.update(state.test_metrics)
-    return metrics
-
-
 def _finish(
     plan: RunPlan,
     fit: Fit,
@@ -350,8 +389,11 @@ def _finish(
     prepared: Prepared,
 ) -> Run:
     """Save the weights to predict with, the final metrics, the baselines and the
-    finished run.json."""
+    finished run.json (rank 0 of a data-parallel fit; the others wait for it)."""
     rd, state = plan.rd, fit.state
+    if not plan.writes:
+        state.collective.barrier()
+        return Run.open(rd.path)
     reason = state.stop_reason or StopReason.COMPLETED
     if reason in NON_FINITE:
         status = RunStatus.DIVERGED
@@ -361,7 +403,7 @@ def _finish(
     else:
         status = RunStatus.COMPLETED if reason == StopReason.COMPLETED else RunStatus.STOPPED
         save_weights(fit.model, rd.weights)
-    metrics = final_metrics(state)
+    metrics = state.final_metrics()
     _write_baselines(plan, prepared, timings)
     record.update(
         status=status,
@@ -375,6 +417,8 @@ def _finish(
     rd.write_json("metrics.json", metrics)
     rd.write_json("run.json", record)
     index_run(RunIndex(plan.store), rd, plan.recipe, record, metrics)
+    if state.collective is not None:
+        state.collective.barrier()
     return Run(rd.path, plan.recipe, record, metrics, list(state.history))
 
 

@@ -7,8 +7,6 @@ cluster on 127.0.0.1). Without it these tests fail under CI=true and skip elsewh
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -19,25 +17,7 @@ from optuna.trial import TrialState
 
 from trainlab.studies.tune import tune
 
-from ..conftest import ROOT
 from .test_tune_workers import _cli, kill_mid_trial, write_inputs
-
-
-@pytest.fixture(scope="session")
-def pg_url() -> str:
-    """URL of the test PostgreSQL server, started on demand."""
-    proc = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "ensure_postgres.sh")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if proc.returncode != 0:
-        message = f"PostgreSQL could not be started: {proc.stderr.strip()[-500:]}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return proc.stdout.strip().splitlines()[-1]
 
 
 def _study(url: str, name: str) -> optuna.Study:

@@ -37,6 +37,12 @@ class TensorBatches:
 
     Shuffling uses its own generator seeded from (seed, epoch), so the order of any
     epoch is reproducible on its own — which is what makes resume exact.
+
+    `shard=(rank, processes)` is one process's part of a data-parallel fit: shuffled, it
+    yields its contiguous slice of every global batch of `batch_size` (all processes
+    draw the same permutation; `global_size` is the whole batch's length); unshuffled
+    (evaluation), its contiguous range of the rows, so the shards in rank order are the
+    split exactly once, with no padded duplicates.
     """
 
     def __init__(
@@ -47,15 +53,21 @@ class TensorBatches:
         shuffle: bool = False,
         seed: int = 0,
         drop_last: bool = False,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         if len(X) != len(y):
             raise ValueError(f"features and targets differ in length: {len(X)} vs {len(y)}")
+        self.rank, self.processes = shard or (0, 1)
+        if not shuffle and self.processes > 1:  # evaluation: this process's rows only
+            lo, hi = _bounds(len(y), self.rank, self.processes)
+            X, y = X[lo:hi], y[lo:hi]
         self.X, self.y = X, y
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
         self.drop_last = drop_last
         self.epoch = 0
+        self.global_size = 0
 
     def __len__(self) -> int:
         n = len(self.y)
@@ -78,9 +90,20 @@ class TensorBatches:
         bs = self.batch_size
         for i in range(len(self)):
             if order is None:
+                self.global_size = len(self.y[i * bs : (i + 1) * bs])
                 yield nhwc(self.X[i * bs : (i + 1) * bs]), self.y[i * bs : (i + 1) * bs]
             else:
                 idx = order[i * bs : (i + 1) * bs]
+                self.global_size = len(idx)
+                if self.processes > 1:
+                    lo, hi = _bounds(len(idx), self.rank, self.processes)
+                    idx = idx[lo:hi]
                 # index_select is several times faster than advanced indexing X[idx] on
                 # CPU (bench/data.py) and gives the same values.
                 yield nhwc(self.X.index_select(0, idx)), self.y.index_select(0, idx)
+
+
+def _bounds(n: int, rank: int, processes: int) -> tuple[int, int]:
+    """The rows [lo, hi) of `n` that process `rank` of `processes` takes (sizes differ by
+    at most one)."""
+    return rank * n // processes, (rank + 1) * n // processes

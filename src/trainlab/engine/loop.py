@@ -115,19 +115,24 @@ class Engine:
             self.train_batches.set_epoch(s.epoch)
         self.fire(Event.EPOCH_START)
         loss_sum, seen = 0.0, 0
+        forward = s.ddp if s.ddp is not None else s.model
         s.optimizer.zero_grad(set_to_none=True)
         for s.batch_index, s.batch in enumerate(self.train_batches):
             if h[Event.BATCH_START]:
                 self.fire(Event.BATCH_START)
             x, y = s.batch
             with autocast(s.device, s.autocast_dtype):
-                s.outputs = s.model(x)
+                s.outputs = forward(x)
                 if h[Event.AFTER_FORWARD]:
                     self.fire(Event.AFTER_FORWARD)
                 s.loss = s.loss_fn(s.outputs, y)
             if h[Event.AFTER_LOSS]:
                 self.fire(Event.AFTER_LOSS)
-            value = s.loss.item()
+            n = len(y)
+            if s.collective is not None:
+                value, n = self._shard_loss(n)
+            else:
+                value = s.loss.item()
             if not math.isfinite(value):
                 raise StopFit(
                     StopReason.NON_FINITE_LOSS,
@@ -145,10 +150,22 @@ class Engine:
             s.skip_step = False
             if h[Event.BATCH_END]:
                 self.fire(Event.BATCH_END)
-            n = len(y)
             loss_sum += value * n
             seen += n
         s.epoch_metrics = {"train_loss": loss_sum / max(seen, 1)}
+
+    def _shard_loss(self, local: int) -> tuple[float, int]:
+        """A data-parallel step: scale this shard's loss so the averaged gradients are
+        the global batch's, and return the global batch's mean loss and size (the same
+        in every process, so a non-finite loss stops every process at once)."""
+        s = self.state
+        total = self.train_batches.global_size
+        if local == 0:  # a last batch smaller than the process count
+            s.loss = s.outputs.sum() * 0.0
+        else:
+            s.loss = s.loss * s.collective.share(local, total)
+        (summed,) = s.collective.sum([s.loss.item()])
+        return summed / s.collective.world_size, total
 
     def _step(self) -> None:
         s = self.state
@@ -188,12 +205,17 @@ class Engine:
                 outputs.append(out.float())
                 targets.append(y)
         s.model.train(was_training)
+        outputs = torch.cat(outputs) if outputs else None
+        targets = torch.cat(targets) if targets else None
+        if s.collective is not None and outputs is not None:  # every shard's rows, in order
+            outputs, targets = s.collective.gather(outputs), s.collective.gather(targets)
+            loss_sum, seen = s.collective.sum([loss_sum, seen])
         metrics = {"loss": loss_sum / max(seen, 1)}
         if seen:
             metrics.update(
                 compute_metrics(
-                    torch.cat(outputs),
-                    torch.cat(targets),
+                    outputs,
+                    targets,
                     self.target_kind,
                     self.target_shift,
                     self.target_scale,

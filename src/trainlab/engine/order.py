@@ -36,4 +36,5 @@ class Slot(IntEnum):
     TUNE_REPORT = 400  # tune: the epoch's objective to the trial (may prune the fit)
     EPOCH_CLOCK = 500  # runs: the epoch's wall time into its history row
     PROGRESS = 900  # the terminal progress display
+    LOGGERS = 900  # train.loggers: after the epoch clock, with the progress display
     CHECKPOINT = 1000  # last: save once every technique has updated its state

@@ -63,5 +63,21 @@ class State:
     final_weights: bool = False
     #: The step whose gradients a grad scaler has already unscaled (once per step).
     unscaled_at_step: int | None = None
+    #: A data-parallel fit over several processes: the model as the training forward
+    #: calls it (DistributedDataParallel around `model`) and the collective operations
+    #: the engine reduces with (engine/collective.py). None in a one-process fit.
+    ddp: Any = None
+    collective: Any = None
     #: Outputs of monitors (gradient flow, activation statistics, divergence events).
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def final_metrics(self) -> dict[str, float]:
+        """What metrics.json holds: the validation metrics of the epoch the fit ends with
+        (early stopping may have restored an earlier one's weights), then the test
+        metrics. Runs write it; loggers report it."""
+        last = self.history[-1] if self.history else {}
+        if self.final_epoch is not None:
+            last = next((r for r in self.history if r.get("epoch") == self.final_epoch), last)
+        metrics = {k: v for k, v in last.items() if k.startswith("val_")}
+        metrics.update(self.test_metrics)
+        return metrics

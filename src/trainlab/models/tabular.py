@@ -118,7 +118,7 @@ class WideDeep(nn.Module):
     def wide(self, x: torch.Tensor) -> torch.Tensor:
         """The wide part's logits: exactly a linear model over the one-hot features."""
         numeric, idx = self.split(x)
-        out = self.wide_bias.expand(len(x), -1)
+        out = self.wide_bias.expand(x.shape[0], -1)  # not len(x): keeps the batch dynamic
         for k, emb in enumerate(self.wide_embeddings):
             out = out + emb(idx[:, k])
         for combo, emb in zip(self.cross_indices(idx), self.cross_embeddings, strict=True):

@@ -90,19 +90,23 @@ class TextRNN(nn.Module):
         self.dense = nn.Sequential(*dense)
         self.head = nn.Linear(n, output_dim)
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """The pooled sentence vector (N, hidden·directions; twice that for `mean_max`)."""
+    def encode(self, x: torch.Tensor, recurrence: nn.Module | None = None) -> torch.Tensor:
+        """The pooled sentence vector (N, hidden·directions; twice that for `mean_max`).
+
+        `recurrence` replaces the packed RNN by an equivalent module taking (embeddings,
+        lengths) and returning (per-token states, final states): `PaddedRecurrence`,
+        which `torch.export` can trace (`export_friendly`).
+        """
         tokens = x.long()
         mask = tokens != self.pad
         lengths = mask.sum(1).clamp(min=1)
         emb = self.dropout(self.embedding(tokens))
-        packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, state = self.rnn(packed)
+        if recurrence is not None:
+            seq, last = recurrence(emb, lengths)
+        else:
+            seq, last = self._packed(emb, lengths, tokens.shape[1])
         if self.pooling == "last":
-            h = state[0] if isinstance(state, tuple) else state
-            directions = 2 if self.rnn.bidirectional else 1
-            return torch.cat(list(h[-directions:]), dim=1)
-        seq, _ = pad_packed_sequence(out, batch_first=True, total_length=tokens.shape[1])
+            return last
         valid = torch.arange(tokens.shape[1], device=x.device)[None, :] < lengths[:, None]
         if self.pooling == "mean":
             return masked_mean(seq, valid)
@@ -112,8 +116,89 @@ class TextRNN(nn.Module):
             return torch.cat([masked_mean(seq, valid), masked_max(seq, valid)], dim=1)
         return self.attention(seq, valid)
 
+    def _packed(
+        self, emb: torch.Tensor, lengths: torch.Tensor, total: int
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """The RNN over packed sequences: per-token states (None for `last` pooling, which
+        needs only the final states) and the last layer's final states of each direction."""
+        packed = pack_padded_sequence(emb, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, state = self.rnn(packed)
+        h = state[0] if isinstance(state, tuple) else state
+        directions = 2 if self.rnn.bidirectional else 1
+        last = torch.cat(list(h[-directions:]), dim=1)
+        if self.pooling == "last":
+            return None, last
+        seq, _ = pad_packed_sequence(out, batch_first=True, total_length=total)
+        return seq, last
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.dense(self.dropout(self.encode(x))))
+
+    def export_friendly(self) -> nn.Module:
+        """This model with its packed RNN replaced by `PaddedRecurrence` (same weights,
+        same outputs): packing has data-dependent shapes that `torch.export` cannot trace.
+
+        For inference only (no dropout between RNN layers); the model is not changed.
+        """
+        return _UnpackedTextRNN(self)
+
+
+class PaddedRecurrence(nn.Module):
+    """A packed (bi)directional LSTM/GRU computed on right-padded batches, for export.
+
+    Each layer and direction runs as its own one-direction RNN sharing the trained
+    weights. The forward direction reads the padded batch as it is: padding comes after a
+    sentence's tokens, so it never reaches them. The backward direction reads every
+    sentence reversed within its length (padding stays at the end), and its outputs are
+    reversed back. Per-token states are those of packing at the real tokens (garbage at
+    padding, which every pooling masks); final states are taken at each sentence's last
+    token. Only static shapes and gathers: `torch.export` and ONNX trace it.
+    """
+
+    def __init__(self, rnn: nn.LSTM | nn.GRU) -> None:
+        super().__init__()
+        directions = 2 if rnn.bidirectional else 1
+        layers = []
+        for layer in range(rnn.num_layers):
+            cells = []
+            for d in range(directions):
+                size = rnn.input_size if layer == 0 else rnn.hidden_size * directions
+                cell = type(rnn)(size, rnn.hidden_size, 1, bias=rnn.bias, batch_first=True)
+                suffix = f"_l{layer}" + ("_reverse" if d else "")
+                for name in cell._flat_weights_names:
+                    setattr(cell, name, getattr(rnn, name.removesuffix("_l0") + suffix))
+                cells.append(cell)
+            layers.append(nn.ModuleList(cells))
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        steps = torch.arange(x.shape[1], device=x.device)[None, :]
+        n = lengths[:, None]
+        reverse = torch.where(steps < n, n - 1 - steps, steps)[:, :, None]  # its own inverse
+        at_last = (lengths - 1)[:, None, None]
+        last: list[torch.Tensor] = []
+        for cells in self.layers:
+            outs, last = [], []
+            for d, cell in enumerate(cells):
+                inp = x if d == 0 else x.gather(1, reverse.expand(-1, -1, x.shape[2]))
+                out, _ = cell(inp)
+                last.append(out.gather(1, at_last.expand(-1, 1, out.shape[2])).squeeze(1))
+                outs.append(out if d == 0 else out.gather(1, reverse.expand(-1, -1, out.shape[2])))
+            x = torch.cat(outs, dim=2)
+        return x, torch.cat(last, dim=1)
+
+
+class _UnpackedTextRNN(nn.Module):
+    """A `TextRNN` whose recurrence is `PaddedRecurrence` (TextRNN.export_friendly)."""
+
+    def __init__(self, model: TextRNN) -> None:
+        super().__init__()
+        self.model = model
+        self.recurrence = PaddedRecurrence(model.rnn)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        return m.head(m.dense(m.dropout(m.encode(x, self.recurrence))))
 
 
 @MODELS.register(

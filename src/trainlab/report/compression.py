@@ -38,20 +38,22 @@ def compression_table(result: dict[str, Any]) -> Table:
     return table
 
 
-def pareto_front(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The points no other point beats on both accuracy (higher) and latency (lower)."""
+def pareto_front(
+    points: list[dict[str, Any]], cost: str = "latency_ms_b256"
+) -> list[dict[str, Any]]:
+    """The points no other point beats on both accuracy (higher) and `cost` (lower:
+    batch-256 latency by default, or size_bytes, params…)."""
     front = []
     for p in points:
         dominated = any(
             q["test_accuracy"] >= p["test_accuracy"]
-            and q["latency_ms_b256"] <= p["latency_ms_b256"]
-            and (q["test_accuracy"], q["latency_ms_b256"])
-            != (p["test_accuracy"], p["latency_ms_b256"])
+            and q[cost] <= p[cost]
+            and (q["test_accuracy"], q[cost]) != (p["test_accuracy"], p[cost])
             for q in points
         )
         if not dominated:
             front.append(p)
-    return sorted(front, key=lambda p: p["latency_ms_b256"])
+    return sorted(front, key=lambda p: p[cost])
 
 
 def tradeoff_chart(result: dict[str, Any], path: Path) -> Path:

@@ -81,6 +81,16 @@ def _create_tables(engine: Any, attempts: int = 5) -> None:
             time.sleep(0.05 * (attempt + 1))
 
 
+def _masked(url: str) -> str:
+    """The URL with its password hidden: error messages end up in logs."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy can parse: nothing to hide
+        return url
+
+
 class RunIndex:
     """Read and write run rows through SQLAlchemy."""
 
@@ -98,7 +108,7 @@ class RunIndex:
             self.engine = engine
         except SQLAlchemyError as exc:
             raise RunError(
-                f"cannot open the run store '{self.url}': {exc.__class__.__name__}: "
+                f"cannot open the run store '{_masked(self.url)}': {exc.__class__.__name__}: "
                 f"{str(exc).splitlines()[0]}"
             ) from None
 

@@ -5,6 +5,14 @@ paired difference of the validation metric with and without it (see `trainlab.st
 The test split is reported beside it and never used to choose. Runs live under
 `runs/studies/<study>/<variant>/seed-<s>/`, so re-running the same command resumes the
 study: finished runs are read back, unfinished ones resume from their checkpoint.
+
+With `store` (`--store postgresql://…`) the study's runs are rows of a claims table in a
+shared database (`studies.claims`): worker processes on any number of machines, each in
+its own working directory, claim runs one at a time under a heartbeat-renewed lease,
+record each result there, and whoever finds every run done computes the statistics.
+A run whose worker died is claimed again once its lease expires; it resumes from its
+checkpoint when the new worker sees the same run folder (a shared filesystem), and
+restarts from scratch otherwise — a recipe and a seed decide its numbers either way.
 """
 
 from __future__ import annotations
@@ -15,7 +23,11 @@ import json
 import math
 import os
 import re
+import signal
+import sys
 import threading
+import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
@@ -28,7 +40,7 @@ import yaml
 from trainlab import stats
 from trainlab.config.loading import RecipeLike, apply_overrides, load_recipe, recipe_hash
 from trainlab.config.schema import Recipe, validate_recipe
-from trainlab.errors import RecipeError, RunError
+from trainlab.errors import RecipeError, RunError, TrainlabError
 from trainlab.fileio import atomic_write_text
 from trainlab.names import check_safe_name
 from trainlab.store.rundir import FINISHED
@@ -330,13 +342,20 @@ class Job(NamedTuple):
     out: Path
 
 
-def _job(recipe: dict[str, Any], out: str, study: str, threads: int | None) -> dict[str, Any]:
+def _job(
+    recipe: dict[str, Any],
+    out: str,
+    study: str,
+    threads: int | None,
+    store: str | None = None,
+    extra: list[Any] | None = None,
+) -> dict[str, Any]:
     """Train (or read back) one run; executed in a worker process."""
 
     from trainlab.runs import train
 
     with worker_share(threads):
-        run = train(recipe, out=out, study=study, quiet=True)
+        run = train(recipe, out=out, study=study, quiet=True, store=store, extra_techniques=extra)
     return {
         "run_dir": str(run.run_dir),
         "status": run.status,
@@ -460,6 +479,181 @@ def _wait_for(futures: list[Future], lock: threading.RLock) -> None:
         wait(running)
 
 
+# ------------------------------------------------------------- workers on a shared database
+
+
+@dataclass(frozen=True)
+class SharedWork:
+    """What a worker needs to pull a study's runs from the claims table (picklable)."""
+
+    url: str
+    study: str
+    jobs: list[Job]
+    heartbeat: float
+    lease: float
+    max_attempts: int
+    threads: int | None
+
+    @property
+    def poll(self) -> float:
+        """Seconds between looks at the table while other workers hold the last runs."""
+        return max(0.2, min(self.heartbeat, 5.0))
+
+
+def run_claimed_jobs(
+    work: SharedWork, workers: int, progress: Callable[[int, int], None] | None = None
+) -> int:
+    """Pull runs from the claims table until none is pending or running; runs trained here.
+
+    This process is one worker and spawns `workers - 1` more, each claiming on its own,
+    exactly as workers on other machines do. If this one fails, the spawned ones are
+    stopped like Ctrl-C stops them: their runs go back to the table for anyone to take.
+    """
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(target=_spawned_claimer, args=(work,), name=f"ablate-worker-{i}")
+        for i in range(1, workers)
+    ]
+    for p in procs:
+        p.start()
+    try:
+        trained = _claim_loop(work, progress)
+    except BaseException:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()  # SIGTERM: the worker releases its run, then exits
+        raise
+    finally:
+        for p in procs:
+            p.join()
+    return trained
+
+
+def _spawned_claimer(work: SharedWork) -> None:
+    """A spawned worker: SIGTERM ends it like Ctrl-C (its run released), a mistake in one line."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        _claim_loop(work)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except TrainlabError as exc:
+        print(f"ablate worker: error: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+def _claim_loop(work: SharedWork, progress: Callable[[int, int], None] | None = None) -> int:
+    """Claim, train and record runs until every run of the study is done or failed."""
+    from trainlab.studies.claims import PENDING, RUNNING, open_claims, worker_id
+
+    store = open_claims(work.url)
+    by_key = {(j.variant, j.seed): j for j in work.jobs}
+    seeds = sorted({s for _, s in by_key})
+    me = worker_id()
+    trained = 0
+    while True:
+        claim = store.claim(work.study, seeds, me, work.lease, work.max_attempts)
+        if claim is not None:
+            job = by_key.get((claim.variant, claim.seed))
+            if job is None:  # only a study registered under another plan could hold it
+                store.release(claim)
+                raise RunError(f"study '{work.study}' holds a run this plan does not know")
+            trained += _train_claimed(store, claim, job, work)
+        counts = store.counts(work.study, seeds)
+        if progress is not None:
+            progress(counts["done"], sum(counts.values()))
+        if claim is None:
+            if not counts[PENDING] and not counts[RUNNING]:
+                return trained
+            time.sleep(work.poll)  # others hold the last runs: one may die and need taking over
+
+
+def _train_claimed(store: Any, claim: Any, job: Job, work: SharedWork) -> bool:
+    """Train one claimed run under a heartbeat; True if its result was recorded by us."""
+    from trainlab.failures import describe
+    from trainlab.studies.claims import Heartbeat, LeaseGuard, LeaseLost
+
+    with Heartbeat(store, claim, work.heartbeat, work.lease) as beat:
+        try:
+            value = _job(
+                job.recipe, str(job.out), work.study, work.threads, work.url, [LeaseGuard(beat)]
+            )
+        except LeaseLost as exc:
+            warnings.warn(str(exc), RuntimeWarning, stacklevel=2)
+            return False
+        except KeyboardInterrupt:
+            store.release(claim)
+            raise
+        except BaseException as exc:
+            store.fail(claim, f"{claim.worker}: {describe(exc)}")
+            raise
+        if store.finish(claim, {**value, "worker": claim.worker}):
+            return True
+    warnings.warn(
+        f"run {job.variant} seed {job.seed}: this worker's lease expired before its result "
+        "was recorded; the worker that took it over records it (a recipe and a seed decide "
+        "the numbers, so they are the same)",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    return False
+
+
+def _ablate_shared(
+    setup: AblationSetup,
+    jobs: list[Job],
+    options: AblateOptions,
+    progress: Callable[[int, int], None] | None,
+) -> StudyResult:
+    """Join the study in the shared database, work on it, and report it once all is done."""
+    from trainlab.studies.claims import DONE, FAILED, masked, open_claims
+
+    store = open_claims(options.store)  # an unreachable database fails before any training
+    store.register_study(setup.name, "ablate", setup.spec)
+    _check_study_spec(setup.root, setup.spec)
+    store.add_jobs(setup.name, [(j.variant, j.seed) for j in jobs])
+    reused = store.counts(setup.name, setup.seeds)[DONE]
+    workers = options.workers
+    threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
+    work = SharedWork(
+        url=options.store,
+        study=setup.name,
+        jobs=jobs,
+        heartbeat=options.heartbeat,
+        lease=options.lease,
+        max_attempts=options.max_attempts,
+        threads=threads,
+    )
+    trained_here = run_claimed_jobs(work, workers, progress)
+    rows = store.jobs(setup.name, setup.seeds)
+    failed = [r for r in rows if r.status == FAILED]
+    if failed:
+        shown = "; ".join(f"{r.variant} seed {r.seed}: {r.error}" for r in failed[:3])
+        raise RunError(
+            f"{len(failed)} of {len(rows)} runs of study '{setup.name}' failed ({shown}); fix "
+            "the cause and run the same command again: failed runs are retried, done ones kept"
+        )
+    result = _analyse(setup, {(r.variant, r.seed): r.result for r in rows})
+    result.runs_reused = reused
+    result.runs_trained = len(jobs) - reused
+    by_worker: dict[str, int] = {}
+    for r in rows:
+        by_worker[r.worker or "?"] = by_worker.get(r.worker or "?", 0) + 1
+    result.store = {
+        "url": masked(options.store),
+        "runs_by_worker": by_worker,
+        "trained_here": trained_here,
+        "reclaimed": sum(1 for r in rows if r.attempts > 1),
+    }
+    _write_results(setup, result)
+    return result
+
+
 @dataclass(frozen=True)
 class AblateOptions:
     """How an ablation study runs: its arms, seeds, parallelism and where it lives.
@@ -487,6 +681,15 @@ class AblateOptions:
     """Allow a factorial study above FACTORIAL_LIMIT runs."""
     runs_root: Path | None = None
     """Folder that holds `studies/` (default: the run store's root)."""
+    store: str | None = None
+    """Shared database (`--store postgresql://…`, or sqlite:/// on one machine): workers on
+    any machine pull this study's runs from its claims table; runs are indexed there too."""
+    heartbeat: float = 10.0
+    """With `store`: seconds between renewals of a running run's lease."""
+    lease: float = 60.0
+    """With `store`: a run whose lease was not renewed for this long is claimed again."""
+    max_attempts: int = 3
+    """With `store`: claims of one run (its workers dying) before it is marked failed."""
 
     def check(self) -> None:
         """RecipeError, on one line, for a value no study can run with."""
@@ -495,6 +698,11 @@ class AblateOptions:
                 "--seeds must be at least 2 to measure a spread (5 is a good default)"
             )
         _check_mode(self.mode)
+        if self.store is not None and not 0 < self.heartbeat < self.lease:
+            raise RecipeError(
+                f"--heartbeat ({self.heartbeat:g} s) must be positive and shorter than "
+                f"--lease ({self.lease:g} s); e.g. --heartbeat 10 --lease 60"
+            )
 
 
 @dataclass
@@ -511,9 +719,11 @@ class StudyResult:
     arms: dict[str, dict[str, Any]] = field(default_factory=dict)
     runs_trained: int = 0
     runs_reused: int = 0
+    store: dict[str, Any] | None = None  # with --store: the database and who trained what
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (also written to results.json)."""
+        shared = {"store": self.store} if self.store is not None else {}
         return {
             "study": self.study,
             "study_dir": str(self.study_dir),
@@ -525,6 +735,7 @@ class StudyResult:
             "arms": self.arms,
             "runs_trained": self.runs_trained,
             "runs_reused": self.runs_reused,
+            **shared,
         }
 
 
@@ -538,6 +749,7 @@ class AblationSetup:
     metric: str
     seeds: list[int]
     plan: Plan
+    spec: dict[str, Any] = field(default_factory=dict)  # what a study with this name must match
 
     @property
     def test_metric(self) -> str:
@@ -573,6 +785,8 @@ def ablate(
     options = dataclasses.replace(options or AblateOptions(), **fields)
     setup = _setup_study(recipe, techniques, options)
     jobs = setup.jobs()
+    if options.store is not None:
+        return _ablate_shared(setup, jobs, options, progress)
     reused = sum(1 for job in jobs if _finished(job.out))
     results: dict[tuple[str, int], dict[str, Any]] = {}
     workers = options.workers
@@ -582,9 +796,13 @@ def ablate(
     result = _analyse(setup, results)
     result.runs_reused = reused
     result.runs_trained = len(jobs) - reused
-    results = json.dumps(result.to_dict(), indent=2, default=float)
-    atomic_write_text(setup.root / "results.json", results)
+    _write_results(setup, result)
     return result
+
+
+def _write_results(setup: AblationSetup, result: StudyResult) -> None:
+    text = json.dumps(result.to_dict(), indent=2, default=float)
+    atomic_write_text(setup.root / "results.json", text)
 
 
 def _setup_study(
@@ -615,9 +833,10 @@ def _setup_study(
         "changes": [c.describe() or c.name for c in changes],
         "change_names": [c.name for c in changes],
     }
-    _check_study_spec(root, spec)
+    if options.store is None:  # a shared study checks the database first (_ablate_shared)
+        _check_study_spec(root, spec)
     metric = options.metric or _default_metric(base)
-    return AblationSetup(name, root, options.mode, metric, seeds, plan)
+    return AblationSetup(name, root, options.mode, metric, seeds, plan, spec)
 
 
 def _finished(out: Path) -> bool:

@@ -39,7 +39,8 @@ DB_SCHEMES = ("postgresql", "postgres", "mysql", "sqlite", "mariadb", "oracle", 
 
 @dataclass(frozen=True)
 class StorageSpec:
-    """A resolved `--storage`: a journal file or a database URL, plus heartbeat settings."""
+    """A resolved `--store` (alias `--storage`): a journal file or a database URL, plus
+    heartbeat settings."""
 
     kind: str  # journal | rdb
     location: str
@@ -87,7 +88,7 @@ def resolve_storage(
     path = url.removeprefix("journal:")
     if "://" in path:
         raise RunError(
-            f"--storage '{mask_password(url)}': unknown scheme; use a journal file path or "
+            f"--store '{mask_password(url)}': unknown scheme; use a journal file path or "
             "postgresql://user:password@host/db"
         )
     return StorageSpec("journal", str(Path(path).resolve()), heartbeat, max_retry)
@@ -113,9 +114,20 @@ def open_storage(spec: StorageSpec) -> BaseStorage:
         except Exception as exc:  # SQLAlchemy/driver errors come in many types
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise RunError(
-                f"cannot open study storage '{spec.describe()}': {first}; check the URL, that "
-                "the server is running and that the driver is installed (psycopg[binary])"
+                f"cannot open study storage '{spec.describe()}' at {_endpoint(spec.location)}: "
+                f"{first}; check the URL, that the server is running and that the driver is "
+                "installed (psycopg[binary])"
             ) from None
+
+
+def _endpoint(url: str) -> str:
+    """host:port of the database (what an unreachable-server message must name)."""
+    from trainlab.studies.claims import endpoint
+
+    try:
+        return endpoint(url)
+    except Exception:  # noqa: BLE001 - a URL SQLAlchemy cannot parse: its own error says why
+        return "an unknown address"
 
 
 class FlockLock(BaseJournalFileLock):

@@ -119,7 +119,9 @@ class TuneOptions:
     workers: int = 1
     """Worker processes on this machine, sharing the study's storage."""
     storage: str | None = None
-    """Journal file path or postgresql:// URL (default: a journal file in the study folder)."""
+    """`--store`: a database URL (postgresql://… for several machines), whose trials every
+    worker shares and where the trials' runs are indexed too; or a journal file path
+    (default: a journal file in the study folder)."""
     study: str | None = None
     """Study name (default RECIPE-tune); the same name continues the study."""
     objective: str | Sequence[str] | None = None
@@ -172,6 +174,11 @@ class TuneConfig:
     def multi(self) -> bool:
         """Several objectives (NSGA-II territory; Optuna cannot prune these)."""
         return len(self.objectives) > 1
+
+    @property
+    def run_index(self) -> str | None:
+        """The shared database the trials' runs are indexed in (None: the default index)."""
+        return self.storage.location if self.storage.kind == "rdb" else None
 
     @property
     def shadow_name(self) -> str:
@@ -337,6 +344,7 @@ def _train_trial(
             quiet=True,
             study=cfg.study_name,
             evaluate_test=False,
+            store=cfg.run_index,
         )
         runs.epochs += int(run.info.get("epochs_completed") or 0)
         if i == 0:

@@ -1,0 +1,5 @@
+"""`python -m trainlab …`: the command line (torchrun starts processes this way)."""
+
+from trainlab.cli import main
+
+main()
