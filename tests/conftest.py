@@ -63,3 +63,20 @@ def breast_cancer_recipe() -> dict:
 def digits_recipe() -> dict:
     """A 10-class recipe on scikit-learn's real 8x8 digits."""
     return copy.deepcopy(DIGITS)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """URL of the test PostgreSQL server, started on demand."""
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "ensure_postgres.sh")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if proc.returncode != 0:
+        message = f"PostgreSQL could not be started: {proc.stderr.strip()[-500:]}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return proc.stdout.strip().splitlines()[-1]

@@ -20,8 +20,6 @@ from optuna.trial import TrialState
 from trainlab.studies.storage import open_storage, resolve_storage
 from trainlab.studies.tune import tune
 
-from ..studies.test_tune_postgres import pg_url  # noqa: F401 - the PostgreSQL fixture
-
 SPACE = {"train.lr": [0.003, 0.03]}
 
 
@@ -60,7 +58,7 @@ def test_a_tune_journal_opens_as_optuna_dashboard_opens_it(digits_recipe, tmp_pa
 
 @pytest.mark.slow
 def test_a_tune_study_in_postgresql_opens_as_optuna_dashboard_opens_it(
-    pg_url,  # noqa: F811 - the imported fixture
+    pg_url,
     digits_recipe,
     tmp_path,
 ):
