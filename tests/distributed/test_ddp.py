@@ -55,16 +55,27 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(run / "model.safetensors")
 
 
-def test_two_processes_match_one_process_weights_and_metrics(tmp_path):
-    recipe = _recipe(tmp_path, PLAIN)
+#: 6 epochs of 45 steps: long enough to kill a run mid-way, short enough for the suite
+LONGER = PLAIN.replace("epochs: 3", "epochs: 6").replace("batch_size: 64", "batch_size: 32")
+
+
+@pytest.fixture(scope="module")
+def two_process_run(tmp_path_factory) -> tuple[Path, Path, dict]:
+    """(recipe, run directory, --json summary) of an uninterrupted 2-process run."""
+    tmp = tmp_path_factory.mktemp("ddp")
+    recipe = _recipe(tmp, LONGER)
+    return recipe, tmp / "two", _train(recipe, tmp / "two", "--nproc", "2")
+
+
+def test_two_processes_match_one_process_weights_and_metrics(tmp_path, two_process_run):
+    recipe, two_dir, two = two_process_run
     one = _train(recipe, tmp_path / "one")
-    two = _train(recipe, tmp_path / "two", "--nproc", "2")
-    a, b = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    a, b = _weights(tmp_path / "one"), _weights(two_dir)
     assert a.keys() == b.keys()
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6
     for key, value in one["metrics"].items():  # whole splits, counted once
         assert two["metrics"][key] == pytest.approx(value, abs=1e-6), key
-    info = json.loads((tmp_path / "two" / "run.json").read_text())
+    info = json.loads((two_dir / "run.json").read_text())
     assert info["processes"] == 2 and info["status"] == "completed"
 
 
@@ -85,25 +96,23 @@ def _epochs_done(run: Path) -> int:
         return 0
 
 
-def test_a_killed_two_process_run_resumes_bit_identical(tmp_path):
-    text = PLAIN.replace("epochs: 3", "epochs: 8").replace("batch_size: 64", "batch_size: 32")
-    recipe = _recipe(tmp_path, text)
-    _train(recipe, tmp_path / "full", "--nproc", "2")
+def test_a_killed_two_process_run_resumes_bit_identical(tmp_path, two_process_run):
+    recipe, full_dir, _ = two_process_run
     killed = tmp_path / "killed"
     cmd = [*TRAINLAB, "train", str(recipe), "--out", str(killed), "--nproc", "2", "--quiet"]
     proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.monotonic() + 180
-    while _epochs_done(killed) < 3 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while _epochs_done(killed) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both processes, mid-epoch
     proc.wait(timeout=30)
-    assert 3 <= _epochs_done(killed) < 8, "the run was not killed mid-way"
+    assert 2 <= _epochs_done(killed) < 6, "the run was not killed mid-way"
     _train(recipe, killed, "--nproc", "2")
-    full, resumed = _weights(tmp_path / "full"), _weights(killed)
+    full, resumed = _weights(full_dir), _weights(killed)
     assert all(torch.equal(full[k], resumed[k]) for k in full)
     assert json.loads((killed / "metrics.json").read_text()) == json.loads(
-        (tmp_path / "full" / "metrics.json").read_text()
+        (full_dir / "metrics.json").read_text()
     )
 
 
