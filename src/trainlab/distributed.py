@@ -139,7 +139,7 @@ class ProcessSeed(Technique):
     dropout and augmentation differ between processes, and a resumed run draws exactly
     what the uninterrupted one drew (rank 0's checkpoint holds only its own generators)."""
 
-    order = -1000
+    order = -1000  # before every slot of engine/order.py: the epoch starts from these seeds
 
     def __init__(self, rank: int) -> None:
         self.rank = rank

@@ -59,21 +59,34 @@ def test_the_backbone_does_not_move_while_frozen(tmp_path):
     assert not torch.allclose(trained["5.weight"], start["5.weight"])  # the head trained
 
 
+class CrashAfter(Technique):
+    """Raises at the end of the epoch after which `epoch` epochs are complete."""
+
+    order = 2000
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_epoch_end(self, state) -> None:
+        if state.epoch == self.epoch:
+            raise RuntimeError(f"crash with {self.epoch} epochs done")
+
+
+def _resumed_and_full(tmp_path, recipe, overrides, crash_after: int):
+    """(metrics of a run crashed after `crash_after` epochs then resumed, of one never
+    interrupted)."""
+    full = trainlab.train(recipe, overrides, out=tmp_path / "full")
+    with pytest.raises(Exception, match="crash"):
+        trainlab.train(recipe, overrides, out=tmp_path / "killed",
+                       extra_techniques=[CrashAfter(crash_after)])  # fmt: skip
+    resumed = trainlab.train(recipe, overrides, out=tmp_path / "killed")
+    return resumed.metrics, full.metrics
+
+
 def test_a_killed_run_resumes_in_its_stage(tmp_path):
     stages = [{"epochs": 2, "freeze": ["backbone"]}, {"lr": 0.1}]
-    full = trainlab.train(_recipe(stages), out=tmp_path / "full")
-
-    class Crash(Technique):
-        order = 2000
-
-        def on_epoch_end(self, state) -> None:
-            if state.epoch == 3:
-                raise RuntimeError("crash after epoch 3")
-
-    with pytest.raises(Exception, match="crash"):
-        trainlab.train(_recipe(stages), out=tmp_path / "killed", extra_techniques=[Crash()])
-    resumed = trainlab.train(_recipe(stages), out=tmp_path / "killed")
-    assert resumed.metrics == full.metrics
+    resumed, full = _resumed_and_full(tmp_path, _recipe(stages), [], crash_after=3)
+    assert resumed == full
 
 
 @pytest.mark.parametrize(
@@ -142,20 +155,9 @@ def test_unfreeze_last_blocks_keeps_the_earlier_ones_frozen(tmp_path):
 
 def test_a_killed_run_with_a_rate_range_resumes_exactly(tmp_path):
     stages = [{"epochs": 1, "freeze": ["backbone"]}, {"lr": [0.1, 1.0]}]
-    full = trainlab.train(_recipe(stages), ["train.epochs=3"], out=tmp_path / "full")
-
-    class Crash(Technique):
-        order = 2000
-
-        def on_epoch_end(self, state) -> None:
-            if state.epoch == 1:
-                raise RuntimeError("crash after epoch 2")
-
-    with pytest.raises(Exception, match="crash"):
-        trainlab.train(_recipe(stages), ["train.epochs=3"], out=tmp_path / "killed",
-                       extra_techniques=[Crash()])  # fmt: skip
-    resumed = trainlab.train(_recipe(stages), ["train.epochs=3"], out=tmp_path / "killed")
-    assert resumed.metrics == full.metrics
+    resumed, full = _resumed_and_full(tmp_path, _recipe(stages), ["train.epochs=3"],
+                                      crash_after=1)  # fmt: skip
+    assert resumed == full
 
 
 @pytest.mark.parametrize(
@@ -192,19 +194,8 @@ def test_a_killed_run_with_a_schedule_per_stage_resumes_exactly(tmp_path):
     recipe = {**_recipe(None), "techniques": [{"name": "stages", "preset": "fine_tune",
                                                "freeze_epochs": 2}]}  # fmt: skip
     recipe["train"] = {**RECIPE["train"], "schedule": "one_cycle"}
-    full = trainlab.train(recipe, out=tmp_path / "full")
-
-    class Crash(Technique):
-        order = 2000
-
-        def on_epoch_end(self, state) -> None:
-            if state.epoch == 2:
-                raise RuntimeError("crash in the second stage")
-
-    with pytest.raises(Exception, match="crash"):
-        trainlab.train(recipe, out=tmp_path / "killed", extra_techniques=[Crash()])
-    resumed = trainlab.train(recipe, out=tmp_path / "killed")
-    assert resumed.metrics == full.metrics
+    resumed, full = _resumed_and_full(tmp_path, recipe, [], crash_after=2)  # at the stage boundary
+    assert resumed == full
 
 
 def test_stages_need_stages_or_the_preset():

@@ -227,11 +227,9 @@ class Stages(Technique):
 def model_parts(model: nn.Module) -> list[tuple[str, list[nn.Parameter]]]:
     """The model's blocks in forward order and then its head, each with its parameters
     (`transfer.groups` names them); parts holding no parameter are left out."""
-    groups = layer_groups(model)
-    blocks = sorted((n for n in groups if n.startswith("block")), key=lambda n: int(n[5:]))
     params = dict(model.named_parameters())
     parts = []
-    for name in [*blocks, "head"]:
+    for name in [*_blocks(model), "head"]:
         chosen = resolve_layers(model, [name], params)[name]
         if chosen:
             parts.append((name, [params[k] for k in chosen]))
@@ -246,10 +244,10 @@ def group_factors(groups: list[dict[str, Any]], lr: float | tuple[float, float])
         return [lr] * len(groups)
     lo, hi = lr
     order = list(dict.fromkeys(g["part"] for g in groups if g.get("part", "rest") != "rest"))
-    steps = max(len(order) - 1, 1)
-    at = {part: lo * (hi / lo) ** (i / steps) for i, part in enumerate(order)}
     if len(order) == 1:
         at = {order[0]: hi}
+    else:
+        at = {part: lo * (hi / lo) ** (i / (len(order) - 1)) for i, part in enumerate(order)}
     return [at.get(g.get("part", "rest"), hi) for g in groups]
 
 
@@ -269,13 +267,19 @@ def _unfreeze_names(model: nn.Module, unfreeze: str | list[str]) -> list[str]:
     if not isinstance(unfreeze, str):
         return list(unfreeze)
     n = int(_LAST_BLOCKS.match(unfreeze).group(1))
-    blocks = [name for name in layer_groups(model) if name.startswith("block")]
+    blocks = _blocks(model)
     if n > len(blocks):
         raise RecipeError(
             f"techniques.stages.unfreeze: 'last {n} blocks', but the model has "
             f"{len(blocks)} blocks ({', '.join(blocks)}); `trainlab models --layers` lists them"
         )
-    return sorted(blocks, key=lambda name: int(name[5:]))[len(blocks) - n :]
+    return blocks[len(blocks) - n :]
+
+
+def _blocks(model: nn.Module) -> list[str]:
+    """The model's block names (`block1`, `block2`, …) in forward order."""
+    names = (name for name in layer_groups(model) if name.startswith("block"))
+    return sorted(names, key=lambda name: int(name[5:]))
 
 
 def _set_lr_factors(state: State, originals: list[float], factors: list[float]) -> None:
